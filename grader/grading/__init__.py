@@ -1,0 +1,1 @@
+"""Autograding: nbgrader's autograde with this project's stages (see pipeline.py)."""

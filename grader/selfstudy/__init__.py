@@ -1,0 +1,1 @@
+"""Self-study: the learner API (check/hint/solution), progress, and the interview quiz."""

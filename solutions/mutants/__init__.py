@@ -1,0 +1,1 @@
+"""Known-wrong implementations (mutants): one common mistake each, for tests and diagnosis."""
