@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-SETUP = "from grader.checks import check\n"
+SETUP = "from grader.checks import check\nfrom grader.selfstudy import hint, solution\n"
 
 
 def _nbgrader(**kw) -> dict:
