@@ -2,6 +2,7 @@
 self-study commands (check, progress, quiz)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -13,6 +14,7 @@ from .course import CourseError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Attention exercises: build, autograde, self-study.")
 console = Console()
+warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader + SQLAlchemy 2 noise
 err = Console(stderr=True)
 
 
@@ -43,3 +45,41 @@ def build(only: Optional[list[str]] = typer.Option(None, "--only", help="assignm
 from .selfstudy.cli import register as _register_selfstudy  # noqa: E402
 
 _register_selfstudy(app)
+
+
+@app.command()
+def autograde(submitted: Path = typer.Argument(..., help="SUBMITTED/<student>/<assignment>/<tier>.ipynb"),
+              out: Path = typer.Option(..., "--out", help="output directory"),
+              db: Optional[str] = typer.Option(None, "--db", help="gradebook SQLAlchemy URL (default sqlite in OUT)"),
+              force: bool = typer.Option(False, "--force", help="regrade what is already graded"),
+              seed: Optional[str] = typer.Option(None, "--seed", help="run seed (random by default; recorded)")):
+    """Grade every submission through nbgrader with trusted, sandboxed execution; write
+    OUT/grades.csv and OUT/feedback/, and print a summary."""
+    from .grading.pipeline import autograde as run
+    from .grading.report import summary_table
+
+    if not submitted.is_dir():
+        err.print(f"[red]{submitted}: no such directory[/red]")
+        raise typer.Exit(2)
+    try:
+        report = run(submitted, out, db, force=force, run_seed=seed)
+    except CourseError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2)
+    _print_report(report)
+
+
+def _print_report(report) -> None:
+    from .grading.report import summary_table
+
+    if report.sandbox != "bubblewrap":
+        err.print(f"[bold red]{report.sandbox}[/bold red]")
+    console.print(summary_table(report))
+    for p in report.problems:
+        console.print(f"[yellow]not graded[/yellow] {p.student}: {p.path}: {p.reason}")
+    for s, a, why in report.failed:
+        console.print(f"[red]failed[/red] {s}/{a}: {why}")
+    if report.skipped:
+        console.print(f"{len(report.skipped)} submission(s) already graded (use --force to regrade)")
+    console.print(f"grades: {report.out / 'grades.csv'}   feedback: {report.out / 'feedback'}   "
+                  f"run seed: {report.run_seed}")

@@ -1,0 +1,33 @@
+"""Flags for the instructor: student code that reaches for the grader's machinery.
+
+A flag never changes a score (scores come only from the trusted comparison); it tells
+the instructor which submissions to look at.  Static flags come from the source of the
+student's cells; the trusted grader adds run-time flags (timeouts, a process that died,
+a tampered channel).
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+SUSPICIOUS = [
+    (r"\bget_ipython\s*\(|\bIPython\b", "uses the IPython machinery"),
+    (r"\bos\s*\.\s*(kill|killpg|_exit|fork|forkpty|setsid|system|exec\w*|spawn\w*)\b", "uses process control (os.kill/fork/exec)"),
+    (r"\bsubprocess\b|\bmultiprocessing\b|\bctypes\b|\bsignal\s*\.", "uses subprocess/signal/ctypes"),
+    (r"\bsys\s*\.\s*_getframe\b|\binspect\s*\.\s*(stack|currentframe)\b|\bgc\s*\.\s*get_objects\b|\bf_back\b", "inspects the caller's frames"),
+    (r"\b(assert_allclose|assert_array_equal|allclose|array_equal|isclose|assert_close)\s*=", "reassigns a comparison helper"),
+    (r"\bsetattr\s*\(\s*(np|numpy|torch|grader)\b|\b(np|numpy|torch)\s*\.\s*testing\s*\.\s*\w+\s*=", "patches a library function"),
+    (r"\bbuiltins\b|__builtins__", "touches builtins"),
+    (r"gradebook|\.db\b|solutions[/.]|sqlite", "reaches for the gradebook or the solutions"),
+    (r"NBGRADER|os\s*\.\s*environ|getenv", "reads environment variables"),
+    (r"\bsocket\b|urllib|requests\b|http\.client", "uses the network"),
+    (r"all tests passed|PASSED", "prints a fake verdict"),
+    (r"__eq__|__array__|__array_ufunc__|__array_function__|__reduce__|__getattr__", "defines objects that can lie about their value"),
+    (r"sys\s*\.\s*modules|importlib", "rewrites the import system"),
+]
+
+
+def static_flags(sources: Iterable[str]) -> list[str]:
+    """Reasons to look at a submission, from its code cells' source."""
+    text = "\n".join(sources)
+    return [why for pattern, why in SUSPICIOUS if re.search(pattern, text)]
