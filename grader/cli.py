@@ -52,21 +52,46 @@ def autograde(submitted: Path = typer.Argument(..., help="SUBMITTED/<student>/<a
               out: Path = typer.Option(..., "--out", help="output directory"),
               db: Optional[str] = typer.Option(None, "--db", help="gradebook SQLAlchemy URL (default sqlite in OUT)"),
               force: bool = typer.Option(False, "--force", help="regrade what is already graded"),
-              seed: Optional[str] = typer.Option(None, "--seed", help="run seed (random by default; recorded)")):
+              seed: Optional[str] = typer.Option(None, "--seed", help="run seed (random by default; recorded)"),
+              workers: Optional[int] = typer.Option(None, "--workers", help="local grading processes (default: CPU cores)"),
+              scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786"),
+              no_feedback: bool = typer.Option(False, "--no-feedback", help="skip the HTML feedback")):
     """Grade every submission through nbgrader with trusted, sandboxed execution; write
     OUT/grades.csv and OUT/feedback/, and print a summary."""
     from .grading.pipeline import autograde as run
-    from .grading.report import summary_table
 
     if not submitted.is_dir():
         err.print(f"[red]{submitted}: no such directory[/red]")
         raise typer.Exit(2)
     try:
-        report = run(submitted, out, db, force=force, run_seed=seed)
+        with _progress() as bar:
+            report = run(submitted, out, db, force=force, run_seed=seed, workers=workers,
+                         scheduler=scheduler, feedback=not no_feedback, progress=bar)
     except CourseError as e:
         err.print(f"[red]{e}[/red]")
         raise typer.Exit(2)
     _print_report(report)
+
+
+class _progress:
+    """A rich progress bar with ETA, as a ``progress(done, total, label)`` callable."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          TextColumn("{task.description}"), console=err, transient=True)
+        self.p.start()
+        self.task = None
+        return self
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        if self.task is None:
+            self.task = self.p.add_task(label, total=total)
+        self.p.update(self.task, completed=done, description=label)
+
+    def __exit__(self, *exc):
+        self.p.stop()
 
 
 def _print_report(report) -> None:
@@ -81,5 +106,25 @@ def _print_report(report) -> None:
         console.print(f"[red]failed[/red] {s}/{a}: {why}")
     if report.skipped:
         console.print(f"{len(report.skipped)} submission(s) already graded (use --force to regrade)")
+    flagged = len({r["student_id"] for r in report.rows if r["flags"]})
+    console.print(f"graded {len(report.graded)}, skipped {len(report.skipped)}, failed {len(report.failed)}, "
+                  f"not gradable {len(report.problems)}, flagged students {flagged}, time {report.seconds:.1f} s")
     console.print(f"grades: {report.out / 'grades.csv'}   feedback: {report.out / 'feedback'}   "
                   f"run seed: {report.run_seed}")
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("build/demo"), "--out", help="output directory")):
+    """Build the course and autograde a generated class of sample students (a correct
+    one, one per catalogued mistake, a blank notebook, a deleted test cell, a corrupt file,
+    a foreign notebook and an unknown assignment)."""
+    from .build import BuildError
+    from .demo import run_demo
+
+    try:
+        with _progress() as bar:
+            report = run_demo(out.resolve(), progress=bar)
+    except (CourseError, BuildError) as e:
+        err.print(f"[red]demo failed:[/red] {e}")
+        raise typer.Exit(2)
+    _print_report(report)

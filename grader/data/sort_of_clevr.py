@@ -82,7 +82,7 @@ def make_scenes(n: int, seed: int, size: int = 32, grid: int = 4):
     cell = size / grid
     cells = np.argsort(rng.random((n, grid * grid)), axis=1)[:, :N_OBJECTS]  # 6 distinct cells
     shapes = rng.integers(0, 2, size=(n, N_OBJECTS))
-    half = rng.uniform(0.22, 0.36, size=(n, N_OBJECTS)) * cell  # half side / radius
+    half = rng.uniform(0.33, 0.42, size=(n, N_OBJECTS)) * cell  # half side / radius
     slack = cell / 2 - half - 0.5  # room to move without leaving the cell
     cx = (cells % grid + 0.5) * cell + rng.uniform(-1, 1, size=(n, N_OBJECTS)) * slack
     cy = (cells // grid + 0.5) * cell + rng.uniform(-1, 1, size=(n, N_OBJECTS)) * slack
@@ -160,3 +160,44 @@ def make_dataset(n: int, seed: int, size: int = 32, grid: int = 4, qtypes=QUESTI
             "qtype": qtype.astype(np.int64), "colour": colour.astype(np.int64), "answers": answers,
             "boxes": boxes, "shapes": shapes, "cells": cells, "target": colour.astype(np.int64),
             "about": about}
+
+
+FEATURES = COLOURS + ("corners", "x", "y")
+
+
+def region_features(images: np.ndarray, grid: int = 4) -> np.ndarray:
+    """Fixed (not learned) descriptors of the ``grid x grid`` cells of each image.
+
+    They play the part of the frozen CNN feature map of Yang et al. (2016), who attend over
+    the 14 x 14 grid of VGG pool5 vectors: one vector per region, computed once.
+
+    Args:
+        images: ``(n, size, size, 3)`` float in [0, 1], white background (``make_scenes``).
+        grid: cells per side; ``size`` must be a multiple of it.
+
+    Returns:
+        ``(n, grid * grid, 9)`` float32, regions in row-major order (``row * grid + col``),
+        features ``FEATURES``: a colour histogram (for each of the six palette colours, the
+        share of the cell's ink pixels, those not white, that are nearest to it: one-hot for
+        a cell holding an object, all 0 for an empty cell), the fraction of
+        the four corners of the ink's bounding box that are ink (1 for a square, 0 for a
+        circle or an empty cell; the smallest circles can rasterise to a square, about 1 in
+        150), and the cell's column and row scaled to [0, 1].
+    """
+    n, size = images.shape[0], images.shape[1]
+    c = size // grid
+    cells = images.reshape(n, grid, c, grid, c, 3).transpose(0, 1, 3, 2, 4, 5)  # (n, G, G, c, c, 3)
+    palette = np.concatenate([RGB, np.ones((1, 3), np.float32)])  # six colours, then white
+    score = cells @ palette.T - 0.5 * (palette ** 2).sum(-1)  # larger = nearer, (n, G, G, c, c, 7)
+    nearest = np.argmax(score, axis=-1)  # (n, G, G, c, c)
+    ink = nearest < N_OBJECTS
+    hist = (nearest[..., None] == np.arange(N_OBJECTS)).sum((3, 4)) / np.maximum(ink.sum((3, 4)), 1)[..., None]
+    rows_in, cols_in = ink.any(-1), ink.any(-2)  # (n, G, G, c): which rows / columns hold ink
+    r0, r1 = rows_in.argmax(-1), c - 1 - rows_in[..., ::-1].argmax(-1)  # bounding box of the ink
+    c0, c1 = cols_in.argmax(-1), c - 1 - cols_in[..., ::-1].argmax(-1)
+    corner = sum(np.take_along_axis(np.take_along_axis(ink, r[..., None, None], -2)[..., 0, :],
+                                    k[..., None], -1)[..., 0] for r in (r0, r1) for k in (c0, c1)) / 4.0
+    rows, cols = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+    pos = np.broadcast_to(np.stack([cols, rows], -1) / max(grid - 1, 1), (n, grid, grid, 2))
+    feats = np.concatenate([hist, corner[..., None], pos], -1)
+    return feats.reshape(n, grid * grid, len(FEATURES)).astype(np.float32)

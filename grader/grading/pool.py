@@ -1,41 +1,37 @@
-"""Warm workers: sandboxed processes started ahead of time, imports already done.
+"""Warm sandboxes: one zygote per grading process, started before it is needed.
 
-A worker is used for exactly one notebook and then killed, so nothing a student leaves
-behind (globals, files, processes) reaches the next one.  The pool only hides the start-up
-cost by starting the next workers while the current notebook is graded.
+The zygote has NumPy, torch and matplotlib imported and forks a fresh, isolated child per
+notebook (:mod:`grader.grading.worker`), so a notebook costs a fork, not a Python start-up.
+Children are never reused: nothing a student leaves behind reaches the next one.
 """
 from __future__ import annotations
 
 import threading
-from collections import deque
 
-from .sandbox import Limits, Worker
+from .sandbox import Child, Limits, Zygote
 
 
 class WarmPool:
-    """Keeps ``size`` started workers ready; :meth:`get` hands one out and starts another."""
+    """Hands out fresh children of a warm zygote; replaces the zygote if it dies."""
 
     def __init__(self, size: int = 1, limits: Limits = Limits()):
-        self.size, self.limits = size, limits
-        self._ready: deque[Worker] = deque()
+        self.limits = limits
         self._lock = threading.Lock()
-        self._closed = False
-        for _ in range(size):
-            self._ready.append(Worker(limits))
+        self._zygote = Zygote(limits)
+        self._spare = Zygote(limits) if size > 1 else None
 
-    def get(self) -> Worker:
+    def get(self) -> Child:
         with self._lock:
-            if self._closed:
-                raise RuntimeError("pool is closed")
-            w = self._ready.popleft() if self._ready else Worker(self.limits)
-            self._ready.append(Worker(self.limits))
-        return w
+            if not self._zygote.alive():
+                self._zygote = self._spare if self._spare and self._spare.alive() else Zygote(self.limits)
+                self._spare = None
+            return self._zygote.spawn()
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
-            while self._ready:
-                self._ready.popleft().kill()
+            for z in (self._zygote, self._spare):
+                if z is not None:
+                    z.kill()
 
     def __enter__(self):
         return self

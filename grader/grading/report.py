@@ -18,43 +18,37 @@ COLUMNS = ["student_id", "assignment_id", "notebook_id", "grade_id", "score", "m
            "status", "diagnosis", "seed", "flags", "message"]
 
 
-def export_rows(api, course: Course, out: Path, problems: list[Problem]) -> list[dict]:
-    """One row per autograded test cell of every submission in the gradebook."""
-    from nbgrader.api import Gradebook, MissingEntry
+def export_rows(gb, course: Course, out: Path, problems: list[Problem]) -> list[dict]:
+    """One row per autograded test cell of every submission in the gradebook ``gb``."""
+    from nbgrader.api import MissingEntry
 
     why = {(p.student, p.assignment, p.notebook): p for p in problems}
     rows = []
-    with Gradebook(api.coursedir.db_url, course.id) as gb:
-        students = sorted(s.id for s in gb.students)
-        for a in course.assignments:
+    students = sorted(s.id for s in gb.students)
+    for a in course.assignments:
+        for student in students:
             try:
-                assignment = gb.find_assignment(a.id)
+                sub = gb.find_submission(a.id, student)
             except MissingEntry:
                 continue
-            for student in students:
-                try:
-                    sub = gb.find_submission(a.id, student)
-                except MissingEntry:
-                    continue
-                for nb in sorted(sub.notebooks, key=lambda n: list(a.notebooks).index(n.name)
-                                 if n.name in a.notebooks else 99):
-                    res_file = out / "results" / student / a.id / f"{nb.name}.json"
-                    rec = json.loads(res_file.read_text()) if res_file.exists() else {}
-                    problem = why.get((student, a.id, nb.name))
-                    for g in sorted(nb.grades, key=lambda g: g.name):
-                        if g.cell.cell_type != "code":
-                            continue
-                        t = rec.get("tests", {}).get(g.name, {})
-                        status = t.get("status") or ("not graded" if problem else "missing")
-                        msg = problem.reason if problem else (t.get("message", "") or "").splitlines()[0:1]
-                        rows.append({
-                            "student_id": student, "assignment_id": a.id, "notebook_id": nb.name,
-                            "grade_id": g.name, "score": _num(g.score), "max_score": _num(g.max_score),
-                            "status": status, "diagnosis": t.get("diagnosis", ""),
-                            "seed": t.get("seed", ""), "flags": "; ".join(rec.get("flags", [])),
-                            "message": msg if isinstance(msg, str) else (msg[0] if msg else ""),
-                        })
-            del assignment
+            for nb in sorted(sub.notebooks, key=lambda n: list(a.notebooks).index(n.name)
+                             if n.name in a.notebooks else 99):
+                res_file = out / "results" / student / a.id / f"{nb.name}.json"
+                rec = json.loads(res_file.read_text()) if res_file.exists() else {}
+                problem = why.get((student, a.id, nb.name))
+                for g in sorted(nb.grades, key=lambda g: g.name):
+                    if g.cell.cell_type != "code":
+                        continue
+                    t = rec.get("tests", {}).get(g.name, {})
+                    status = t.get("status") or ("not graded" if problem else "missing")
+                    msg = problem.reason if problem else (t.get("message", "") or "").splitlines()[0:1]
+                    rows.append({
+                        "student_id": student, "assignment_id": a.id, "notebook_id": nb.name,
+                        "grade_id": g.name, "score": _num(g.score), "max_score": _num(g.max_score),
+                        "status": status, "diagnosis": t.get("diagnosis", ""),
+                        "seed": t.get("seed", ""), "flags": "; ".join(rec.get("flags", [])),
+                        "message": msg if isinstance(msg, str) else (msg[0] if msg else ""),
+                    })
     return rows
 
 

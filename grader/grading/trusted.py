@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nbformat.v4 import new_output
-from traitlets import Unicode
+import nbformat
+from traitlets import Bool, Unicode
 
 from grader.checks import get, run_spec
 from grader.checks.run import CheckResult, CaseResult
@@ -59,6 +60,9 @@ class TrustedExecute(NbGraderPreprocessor):
 
     run_seed = Unicode("", help="seed of this grading run; per-test seeds derive from it").tag(config=True)
     results_dir = Unicode("", help="where to write <student>/<assignment>/<notebook>.json results").tag(config=True)
+    source_dir = Unicode("", help="the instructor notebooks (solutions/)").tag(config=True)
+    skip_demos = Bool(True, help="do not run instructor demo cells (plots, experiments) the student "
+                                 "left unchanged: they cannot affect a grade").tag(config=True)
 
     #: how workers are obtained; replaced by the pool for warm workers
     worker_factory: Callable[[], Worker] = Worker
@@ -67,14 +71,20 @@ class TrustedExecute(NbGraderPreprocessor):
         ids = resources["nbgrader"]
         who = (ids["student"], ids["assignment"], ids["notebook"])
         results: dict[str, dict] = {}
-        flags = static_flags(c.source for c in nb.cells if c.cell_type == "code" and not _is_test(c))
+        # scan what the student wrote: solution cells and cells they added (no nbgrader metadata)
+        flags = static_flags(c.source for c in nb.cells if c.cell_type == "code" and not _is_test(c)
+                             and (is_solution(c) or "nbgrader" not in c.metadata))
+        restored = nb.metadata.get("grader", {}).get("restored_test_cells", [])
+        if restored:
+            flags.append(f"deleted test cell(s) {', '.join(restored)} (restored and graded)")
         worker: Worker | None = None
         worker_info = None
         pending: list[int] = []  # code cells not yet run in the current worker
         executed: list[int] = []  # code cells the current worker has run
+        demos = self._demo_sources(ids["assignment"], ids["notebook"])
         try:
             for i, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
+                if cell.cell_type != "code" or ("nbgrader" not in cell.metadata and cell.source in demos):
                     continue
                 if not _is_test(cell):
                     pending.append(i)
@@ -111,6 +121,16 @@ class TrustedExecute(NbGraderPreprocessor):
         return nb, resources
 
     # -- stages -----------------------------------------------------------------------
+    def _demo_sources(self, assignment: str, notebook: str) -> set[str]:
+        """Sources of the instructor's plain code cells (no nbgrader metadata)."""
+        if not (self.skip_demos and self.source_dir):
+            return set()
+        path = Path(self.source_dir, assignment, f"{notebook}.ipynb")
+        if not path.exists():
+            return set()
+        src = nbformat.read(path, as_version=4)
+        return {c.source for c in src.cells if c.cell_type == "code" and "nbgrader" not in c.metadata}
+
     def _fresh_worker(self, nb, cells: list[int], flags: list[str]):
         worker = self.worker_factory()
         try:

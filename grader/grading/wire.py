@@ -32,7 +32,7 @@ def _enc(x: Any, blobs: list[bytes], offset: list[int]) -> Any:
     if isinstance(x, np.generic):
         x = np.asarray(x)
     if isinstance(x, np.ndarray):
-        a = np.ascontiguousarray(x)
+        a = np.array(x, copy=True, order="C", subok=False)  # keeps 0-d arrays 0-d
         if a.dtype.str not in ALLOWED_DTYPES:
             raise WireError(f"arrays of dtype {a.dtype} cannot be sent; use a numeric dtype")
         data = a.tobytes()

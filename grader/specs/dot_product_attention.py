@@ -242,8 +242,8 @@ def additive(t):
       hints=["S = scale * (q @ k.T) has shape (m, n); the variance is S.var() over all entries.",
              "The softmax runs along axis 1 (the keys); take each row's max weight, then the mean "
              "over the rows.",
-             "Return (np.float64(S.var()), np.float64(W.max(axis=1).mean())) with W the row-wise "
-             "softmax of S and scale = 1/math.sqrt(d_k) when None."])
+             "Return np.array([S.var(), W.max(axis=1).mean()]) with W the row-wise softmax of S "
+             "and scale = 1/math.sqrt(d_k) when None."])
 def score_stats(t):
     """Logit variance and mean top weight for standard-normal q, k with d_k in {4, 16, 64}:
     default scale, scale=1.0 (unscaled) and scale=0.5."""

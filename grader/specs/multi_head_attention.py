@@ -228,14 +228,17 @@ def forward(t):
                "multi_head_attention.cost_projections_only",
                "multi_head_attention.cost_times_heads",
                "multi_head_attention.cost_query_length_everywhere"],
-      hints=["Parameters: four (E, E) matrices and four (E,) biases.",
+      hints=["Parameters: four (E, E) matrices and four (E,) biases. Return "
+             "{\"params\": P, \"flops\": F} with Python ints.",
              "A matrix product (n, k) @ (k, m) costs 2 n k m FLOPs. Count the four projections "
              "(Q and the output at L_q rows, K and V at L_k rows), then Q K^T and weights @ V.",
              "Across all heads, Q K^T costs H * 2 L_q L_k d_k = 2 L_q L_k E per batch element: "
              "the number of heads cancels."])
 def cost(t):
-    """mha_cost(E, H, L_q, L_k, batch) -> (params, flops) as exact integers, for random sizes
-    with L_q != L_k and H > 1."""
+    """mha_cost(E, H, L_q, L_k, batch) -> {"params": ..., "flops": ...} as exact integers, for
+    random sizes with L_q != L_k and H > 1."""
+    # A dict of Python ints, not a tuple: the grader's wire format currently turns 0-d arrays
+    # (what a tuple of ints becomes) into shape (1,), so a tuple would fail in trusted grading.
     for i in range(3):
         r = t.rng(f"cost-{i}")
         H, d = int(r.integers(2, 9)), int(r.integers(4, 65))

@@ -57,8 +57,8 @@ def dname(dtype):
              "return a @ v, a"])
 def self_attention_cases(t):
     """Single-head self-attention (out, weights): random shapes with and without a batch axis,
-    float64 and float32, square projections, one token; hidden: d_k much smaller than d_model
-    and huge logits that overflow a softmax without max-subtraction."""
+    float64 and float32, square projections, one token, huge logits that overflow a softmax
+    without max-subtraction; hidden: d_k much smaller than d_model, more square cases."""
     for i in range(4):
         r = t.rng(f"random-{i}")
         batch, L, d_model, d_k, d_v = random_dims(r)
@@ -70,6 +70,9 @@ def self_attention_cases(t):
                tokens(r, (2, 5, 4)), **projections(r, 4, 4, 4))
     r = t.rng("one-token")
     yield case("a single token, x (1, 3)", tokens(r, (1, 3)), **projections(r, 3, 2, 2))
+    r = t.rng("huge")
+    yield case("huge logits (|q.k| / sqrt(d_k) in the thousands), x (2, 5, 4)",
+               tokens(r, (2, 5, 4)), **projections(r, 4, 4, 3, gain=60.0))
     if t.hidden:
         r = t.rng("narrow-dk")
         yield case("d_k = 2 much smaller than d_model = 16, x (3, 6, 16)",
@@ -77,9 +80,6 @@ def self_attention_cases(t):
         r = t.rng("square-32")
         yield case("square projections, float32, x (2, 7, 6)",
                    tokens(r, (2, 7, 6), np.float32), **projections(r, 6, 6, 6, np.float32))
-        r = t.rng("huge")
-        yield case("huge logits (|q.k| / sqrt(d_k) in the thousands), x (2, 5, 4)",
-                   tokens(r, (2, 5, 4)), **projections(r, 4, 4, 3, gain=60.0))
 
 
 # --- intermediate: causal -----------------------------------------------------------------
@@ -242,7 +242,8 @@ def equivariance_cases(t):
 def tiled_cases(t):
     """Key-tiled attention with an online softmax: several tiles with a shorter last one,
     float64 and float32, tiles of one key, one tile covering every key, keys whose logits grow
-    from tile to tile; hidden: huge growing logits that overflow exp() without a running max."""
+    from tile to tile, huge growing logits that overflow exp() without a running max; hidden: a
+    long float32 case."""
     for i in range(3):
         r = t.rng(f"random-{i}")
         B, Lq, d_k, d_v, block = (int(n) for n in r.integers([1, 1, 2, 1, 2], [4, 7, 9, 7, 5]))
@@ -261,11 +262,12 @@ def tiled_cases(t):
     r = t.rng("one-tile")
     yield case("block_size=16 >= Lk=6 (a single tile)", tokens(r, (4, 3)), tokens(r, (6, 3)),
                tokens(r, (6, 3)), 16)
+    r = t.rng("huge")
+    q, k = 0.5 + np.abs(r.normal(size=(3, 4))), 0.5 + np.abs(r.normal(size=(20, 4)))
+    k *= np.linspace(1.0, 2000.0, 20)[:, None]  # positive logits growing past 1000 (q.k >= 1)
+    yield case("huge logits growing from tile to tile: Lk=20, block_size=3", q, k,
+               tokens(r, (20, 2)), 3)
     if t.hidden:
-        r = t.rng("huge")
-        k = np.linspace(1.0, 60.0, 20)[:, None] * r.normal(size=(20, 4)) * 10
-        yield case("huge logits growing from tile to tile: Lk=20, block_size=3",
-                   tokens(r, (3, 4)), k, tokens(r, (20, 2)), 3)
         r = t.rng("long")
         yield case("Lq=9, Lk=50, block_size=8, float32", tokens(r, (2, 9, 8), np.float32),
                    tokens(r, (2, 50, 8), np.float32), tokens(r, (2, 50, 5), np.float32), 8)

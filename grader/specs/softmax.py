@@ -39,6 +39,38 @@ def stable(t):
         yield case("huge logits along axis 0", np.array([[750.0, 1.0], [-3.0, 720.0]]), axis=0)
 
 
+@spec("softmax.logsumexp", entry="logsumexp", kernel="softmax.logsumexp",
+      mutants=["softmax.lse_no_max", "softmax.lse_max_not_added_back", "softmax.lse_nan_all_neginf",
+               "softmax.lse_keepdims", "softmax.lse_wrong_axis"],
+      hints=["The same trick as the softmax: subtract the slice's maximum m before exp(), then "
+             "undo it outside the log: log sum exp(x) = m + log sum exp(x - m).",
+             "Reduce with keepdims=True so that x - m broadcasts, and remove the axis from the "
+             "result (np.squeeze(m, axis=axis)).",
+             "A slice of only -inf has m = -inf, and -inf - (-inf) is NaN. Replace a non-finite "
+             "m by 0: the sum is then 0 and np.log(0) is the right answer, -inf."])
+def logsumexp(t):
+    """Stable log-sum-exp along an axis: random shapes and axes in float64 and float32, a huge
+    logit, all logits equal, a single element, -inf entries, very negative logits and an all
+    -inf slice (-inf, not NaN)."""
+    for i in range(4):
+        r = t.rng(f"random-{i}")
+        shape = random_shape(r, 2, 3, 2, 6)
+        axis = int(r.integers(-len(shape), len(shape)))
+        dtype = np.float32 if i % 2 else np.float64
+        yield case(f"random logits, shape {shape}, axis {axis}, {np.dtype(dtype).name}",
+                   (r.normal(size=shape) * 2).astype(dtype), axis=axis)
+    yield case("one huge logit [1000, 1, 2, 3]", np.array([1000.0, 1.0, 2.0, 3.0]))
+    yield case("all logits equal", np.full(5, 3.0))
+    yield case("a single element", np.array([0.7]))
+    yield case("-inf entries", np.array([[0.5, -np.inf, 1.5], [-np.inf, 2.0, 0.0]]))
+    if t.hidden:
+        yield case("very negative logits [-1000, -1001]", np.array([-1000.0, -1001.0]))
+        yield case("an all -inf row (result -inf)", np.array([[0.0, 1.0], [-np.inf, -np.inf]]), axis=1)
+        r = t.rng("large-axis0")
+        x = r.normal(size=(2, 3)) + np.array([[800.0], [0.0]])
+        yield case("large logits along axis 0", x, axis=0)
+
+
 # --- intermediate ---------------------------------------------------------------------
 
 @spec("softmax.masked", entry="masked_softmax", kernel="softmax.masked_softmax",

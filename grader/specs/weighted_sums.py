@@ -12,7 +12,7 @@ def _dtype(i):
 
 # --- basic ----------------------------------------------------------------------------
 
-@spec("weighted_sums.average", entry="weighted_average", kernel="weighted_sums.weighted_average",
+@spec("weighted-sums.average", entry="weighted_average", kernel="weighted_sums.weighted_average",
       mutants=["weighted_sums.never_sums", "weighted_sums.not_normalised",
                "weighted_sums.normalised_over_batch", "weighted_sums.plain_mean",
                "weighted_sums.sums_features"],
@@ -48,7 +48,7 @@ def average(t):
         yield case("weights that already sum to 1", w / w.sum(1, keepdims=True), r.normal(size=(3, 7, 2)))
 
 
-@spec("weighted_sums.batched", entry="batched_average", kernel="weighted_sums.batched_average",
+@spec("weighted-sums.batched", entry="batched_average", kernel="weighted_sums.batched_average",
       mutants=["weighted_sums.normalised_over_queries", "weighted_sums.batched_not_normalised",
                "weighted_sums.mixes_batches", "weighted_sums.first_query_only"],
       hints=["For each batch element n and query t you want the average of values[n] weighted "
@@ -74,7 +74,7 @@ def batched(t):
 
 # --- intermediate ---------------------------------------------------------------------
 
-@spec("weighted_sums.gaussian", entry="gaussian_weights", kernel="weighted_sums.gaussian_weights",
+@spec("weighted-sums.gaussian", entry="gaussian_weights", kernel="weighted_sums.gaussian_weights",
       mutants=["weighted_sums.kernel_not_normalised", "weighted_sums.kernel_over_queries",
                "weighted_sums.distance_sign_flipped", "weighted_sums.bandwidth_not_squared",
                "weighted_sums.kernel_no_max_subtraction"],
@@ -104,14 +104,15 @@ def gaussian(t):
         yield case("a query at 30 (far from every key), bandwidth 0.1", np.array([1.0, 30.0]), keys, 0.1)
 
 
-@spec("weighted_sums.nadaraya_watson", entry="nadaraya_watson", kernel="weighted_sums.nadaraya_watson",
+@spec("weighted-sums.nadaraya_watson", entry="nadaraya_watson", kernel="weighted_sums.nadaraya_watson",
       mutants=["weighted_sums.nw_mean", "weighted_sums.nw_nearest", "weighted_sums.nw_not_normalised",
                "weighted_sums.nw_over_queries"],
       hints=["The prediction at a query is the average of the training targets, weighted by "
              "the query's row of Gaussian weights.",
-             "You already have gaussian_weights(queries, keys, bandwidth): (M, N). Combine it "
-             "with the (N,) targets.",
-             "return gaussian_weights(queries, keys, bandwidth) @ values"])
+             "The weights are the (M, N) Gaussian weights of Exercise 1 (write them again here, "
+             "so this function stands alone); combine them with the (N,) targets.",
+             "Compute the stable softmax a of -(queries[:, None] - keys[None, :])**2 / (2 * "
+             "bandwidth**2) over axis 1, then return a @ values."])
 def nadaraya_watson(t):
     """Nadaraya-Watson predictions on synthetic 1-D data: several bandwidths and sizes,
     float32, and queries outside the training range."""
@@ -131,7 +132,7 @@ def nadaraya_watson(t):
                    keys, vals, 0.3)
 
 
-@spec("weighted_sums.loo", entry="loo_mse", kernel="weighted_sums.loo_mse",
+@spec("weighted-sums.loo", entry="loo_mse", kernel="weighted_sums.loo_mse",
       mutants=["weighted_sums.loo_includes_self", "weighted_sums.loo_mask_after_softmax",
                "weighted_sums.loo_no_max_subtraction", "weighted_sums.loo_rmse"],
       hints=["For one bandwidth, the (N, N) weight matrix of the training inputs against "
@@ -167,7 +168,7 @@ def _lengths(r, n, s):
     return lengths
 
 
-@spec("weighted_sums.masked", entry="masked_average", kernel="weighted_sums.masked_average",
+@spec("weighted-sums.masked", entry="masked_average", kernel="weighted_sums.masked_average",
       mutants=["weighted_sums.mask_inverted", "weighted_sums.mask_after_softmax",
                "weighted_sums.mask_multiplies_scores", "weighted_sums.mask_off_by_one",
                "weighted_sums.empty_row_nan", "weighted_sums.empty_row_uniform"],
@@ -201,7 +202,7 @@ def masked(t):
                    r.normal(size=(2, 3, 2)).astype(np.float32), np.array([0, 3]))
 
 
-@spec("weighted_sums.temperature", entry="tempered_average", kernel="weighted_sums.tempered_average",
+@spec("weighted-sums.temperature", entry="tempered_average", kernel="weighted_sums.tempered_average",
       mutants=["weighted_sums.temperature_zero_nan", "weighted_sums.temperature_multiplies",
                "weighted_sums.temperature_zero_first_argmax", "weighted_sums.temperature_limits_swapped"],
       hints=["For 0 < T < inf the weights are softmax(scores / T) over S (subtract the max).",

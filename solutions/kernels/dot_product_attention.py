@@ -31,6 +31,9 @@ def attend_loop(q, K, V):
         ``(context, weights)``: ``context`` of shape ``(d_v,)`` and ``weights`` of shape
         ``(n,)``, both of ``q``'s dtype.  ``weights`` are non-negative and sum to 1.
 
+    Raises:
+        IndexError or ValueError: if the sizes of ``q``, ``K`` and ``V`` do not fit together.
+
     Steps (Vaswani et al. 2017, eq. 1, for a single query):
         score_i   = (q . k_i) / sqrt(d_k)                  (the logits)
         weight_i  = exp(score_i - max_j score_j) / sum_j exp(score_j - max_j score_j)
@@ -64,6 +67,10 @@ def attend(Q, K, V):
         ``(context, weights)``: ``context`` ``(..., m, d_v)`` and ``weights`` ``(..., m, n)``,
         dtype of ``Q``.  Row i of ``weights`` is the softmax over the n keys for query i.
 
+    Raises:
+        ValueError: (from ``@``) if the last axis of ``Q`` and ``K`` differ, or K and V
+            hold different numbers of rows.
+
     Source: Vaswani et al. (2017), eq. 1: softmax(Q K^T / sqrt(d_k)) V, the softmax taken
     along the keys axis (the last) with the row maximum subtracted first.
     """
@@ -89,6 +96,9 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, scale=None):
     Returns:
         ``(..., Lq, d_v)`` tensor of ``q``'s dtype.  A query row with no key left (every
         logit ``-inf``) outputs zeros, as ``F.scaled_dot_product_attention`` does.
+
+    Raises:
+        RuntimeError: (from torch) if the shapes do not match or the mask does not broadcast.
 
     Source: Vaswani et al. (2017), eq. 1: Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V.
     """
@@ -120,6 +130,9 @@ def additive_attention(q, k, v, valid_lens, W_q, W_k, w_v):
         ``(context, weights)``: ``(B, Lq, d_v)`` and ``(B, Lq, Lk)``, dtype of ``q``.
         A batch with ``valid_lens[b] == 0`` has all weights 0 and a zero context.
 
+    Raises:
+        RuntimeError: (from torch) if a weight's shape does not match the inputs.
+
     Source: Bahdanau, Cho & Bengio (2015), eq. 6 / appendix A.1.2:
         e_ij = w_v^T tanh(W_q q_i + W_k k_j),  alpha_ij = softmax_j(e_ij),  c_i = sum_j alpha_ij v_j.
     """
@@ -143,11 +156,14 @@ def score_stats(q, k, scale=None):
         scale: factor on the logits; ``None`` means ``1 / sqrt(d_k)``, ``1.0`` is unscaled.
 
     Returns:
-        ``(variance, top_weight)``, two 0-d float64 arrays (or Python/NumPy floats):
-        ``variance`` is the population variance (``ddof=0``) of all m*n logits
-        ``scale * q_i . k_j``; ``top_weight`` is the largest attention weight of each query
-        (softmax over the n keys), averaged over the m queries.  ``top_weight`` lies in
-        ``[1/n, 1]``; near 1 the softmax is saturated and its gradient nearly vanishes.
+        float64 array ``[variance, top_weight]`` of shape ``(2,)``: ``variance`` is the
+        population variance (``ddof=0``) of all m*n logits ``scale * q_i . k_j``;
+        ``top_weight`` is the largest attention weight of each query (softmax over the n
+        keys), averaged over the m queries.  ``top_weight`` lies in ``[1/n, 1]``; near 1 the
+        softmax is saturated and its gradient nearly vanishes.
+
+    Raises:
+        ValueError: (from ``@``) if q and k have different d_k.
 
     Source: Vaswani et al. (2017), footnote 4: if the components of q and k are independent
     with mean 0 and variance 1, q . k has mean 0 and variance d_k.
@@ -156,7 +172,7 @@ def score_stats(q, k, scale=None):
     S = scale * (q @ k.T)  # (m, n) logits
     E = np.exp(S - S.max(axis=1, keepdims=True))
     W = E / E.sum(axis=1, keepdims=True)
-    return np.float64(S.var()), np.float64(W.max(axis=1).mean())
+    return np.array([S.var(), W.max(axis=1).mean()], dtype=np.float64)
 
 
 def sdpa_backward(q, k, v, d_out, attn_mask=None, scale=None):
@@ -174,6 +190,9 @@ def sdpa_backward(q, k, v, d_out, attn_mask=None, scale=None):
 
     Returns:
         ``(dq, dk, dv)`` with the shapes and dtype of ``q``, ``k``, ``v``.
+
+    Raises:
+        RuntimeError: (from torch) if the shapes do not match.
 
     Equations (chain rule through eq. 1 of Vaswani et al. 2017; softmax VJP):
         dV = P^T dO
@@ -211,7 +230,7 @@ def causal_mask(Lq, Lk, align="bottom-right"):
         ValueError: if ``align`` is neither of the two.
 
     Source: Vaswani et al. (2017), sec. 3.2.3 (masking illegal connections in the decoder);
-    the two alignments are ``torch.nn.attention.bias.causal_upper_left`` / ``causal_lower_right``.
+    PyTorch names the two alignments "upper-left" and "lower-right" causal biases.
     """
     if align not in ("top-left", "bottom-right"):
         raise ValueError(f"align must be 'top-left' or 'bottom-right', got {align!r}")
@@ -230,6 +249,9 @@ def cached_causal_attention(q, k, v):
     Returns:
         ``(..., Lq, d_v)``: row i equals row ``Lk - Lq + i`` of full causal self-attention over
         the whole sequence, so decoding step by step gives the same result as one pass.
+
+    Raises:
+        RuntimeError: (from torch) if the shapes do not match.
 
     Source: Vaswani et al. (2017), eq. 1 with the decoder's causal mask; the mask must be
     aligned bottom-right (query i sits at absolute position Lk - Lq + i).

@@ -115,12 +115,17 @@ def multi_head_attention(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, 
         ``(out, weights)``: ``out`` in the layout of ``query``; ``weights`` always batch first.
         Fully masked query rows: weights 0 and ``out == b_o`` (``nn.MultiheadAttention`` gives NaN).
 
+    Raises:
+        ValueError: when ``E`` is not divisible by ``num_heads``.
+
     Source: Vaswani et al. (2017), Sec. 3.2.2: MultiHead(Q, K, V) = Concat(head_1..head_h) W^O,
     head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V).
     """
     if not batch_first:  # (L, B, E) -> (B, L, E)
         query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
     B, Lq, E = query.shape
+    if E % num_heads:
+        raise ValueError(f"embedding width {E} is not divisible by num_heads={num_heads}")
     Lk, d = key.shape[1], E // num_heads
     q = F.linear(query, W_q, b_q).reshape(B, Lq, num_heads, d).transpose(1, 2)  # (B, H, Lq, d)
     k = F.linear(key, W_k, b_k).reshape(B, Lk, num_heads, d).transpose(1, 2)  # (B, H, Lk, d)
@@ -148,8 +153,8 @@ def mha_cost(embed_dim, num_heads, L_q, L_k, batch=1):
         L_q, L_k: query and key lengths (ints); batch: ``B`` (int).
 
     Returns:
-        ``(params, flops)`` as Python ints: ``params = 4E^2 + 4E`` and
-        ``flops = 4 B E^2 (L_q + L_k) + 4 B L_q L_k E``; neither depends on ``H``.
+        ``{"params": P, "flops": F}`` with Python ints ``P = 4E^2 + 4E`` and
+        ``F = 4 B E^2 (L_q + L_k) + 4 B L_q L_k E``; neither depends on ``H``.
 
     Raises:
         ValueError: when ``E`` is not divisible by ``H``.
@@ -162,7 +167,7 @@ def mha_cost(embed_dim, num_heads, L_q, L_k, batch=1):
     params = 4 * E * E + 4 * E  # W_q, W_k, W_v, W_o and their biases
     proj = 2 * B * E * E * (2 * L_q + 2 * L_k)  # Q and output at L_q rows; K and V at L_k rows
     attn = 2 * (2 * B * L_q * L_k * E)  # H heads x (L_q L_k d_k) for Q K^T, same for weights @ V
-    return params, proj + attn
+    return {"params": params, "flops": proj + attn}
 
 
 # ----------------------------------------------------------------------------- advanced
@@ -189,10 +194,15 @@ def cross_attention(x, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v,
         ``(out, weights)``: ``out (B, Lq, E)``, per-head ``weights (B, H, Lq, Lk)``.
         A query whose keys are all padded gets weights 0 and ``out == b_o``.
 
+    Raises:
+        ValueError: when ``E`` is not divisible by ``num_heads``.
+
     Source: Vaswani et al. (2017), Sec. 3.2.3 (encoder-decoder attention: queries from the
     decoder, keys and values from the encoder memory) and Eq. (1).
     """
     B, Lq, E = x.shape
+    if E % num_heads:
+        raise ValueError(f"embedding width {E} is not divisible by num_heads={num_heads}")
     Lk, d = key.shape[1], E // num_heads
     q = F.linear(x, W_q, b_q).reshape(B, Lq, num_heads, d).transpose(1, 2)  # (B, H, Lq, d)
     k = F.linear(key, W_k, b_k).reshape(B, Lk, num_heads, d).transpose(1, 2)  # (B, H, Lk, d)
@@ -228,14 +238,15 @@ def grouped_query_attention(x_q, x_kv, num_heads, num_kv_heads, W_q, W_k, W_v, W
         ``(out, weights)``: ``out (B, Lq, E)``, per-head ``weights (B, H, Lq, Lk)``.
 
     Raises:
-        ValueError: when ``H`` is not a multiple of ``G``.
+        ValueError: when ``E`` is not divisible by ``H`` or ``H`` is not a multiple of ``G``.
 
-    Source: Ainslie et al. (2023), "GQA", Sec. 2.2 (mean-pooled groups of key/value heads);
+    Source: Ainslie et al. (2023), "GQA", Sec. 2.2 (query heads share key/value heads by group);
     Shazeer (2019) for multi-query attention; Vaswani et al. (2017) Eq. (1) per head.
     """
-    if num_heads % num_kv_heads:
-        raise ValueError(f"num_heads={num_heads} is not a multiple of num_kv_heads={num_kv_heads}")
     B, Lq, E = x_q.shape
+    if E % num_heads or num_heads % num_kv_heads:
+        raise ValueError(f"need E={E} divisible by num_heads={num_heads}, itself a multiple of "
+                         f"num_kv_heads={num_kv_heads}")
     Lk, d = x_kv.shape[1], E // num_heads
     q = F.linear(x_q, W_q).reshape(B, Lq, num_heads, d).transpose(1, 2)  # (B, H, Lq, d)
     k = F.linear(x_kv, W_k).reshape(B, Lk, num_kv_heads, d).transpose(1, 2)  # (B, G, Lk, d)
@@ -267,10 +278,15 @@ def masked_heads_attention(x, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
         ``(out, weights)``: ``out (B, L, E)``, per-head ``weights (B, H, L, L)``. With
         ``head_mask`` all ones this is ``nn.MultiheadAttention`` (self-attention, no mask).
 
+    Raises:
+        ValueError: when ``E`` is not divisible by ``num_heads``.
+
     Source: Michel, Levy & Neubig (2019), "Are Sixteen Heads Really Better than One?",
     Eq. (2)-(3): MHAtt(x) = sum_h xi_h Att_h(x).
     """
     B, L, E = x.shape
+    if E % num_heads:
+        raise ValueError(f"embedding width {E} is not divisible by num_heads={num_heads}")
     d = E // num_heads
     q = F.linear(x, W_q, b_q).reshape(B, L, num_heads, d).transpose(1, 2)  # (B, H, L, d)
     k = F.linear(x, W_k, b_k).reshape(B, L, num_heads, d).transpose(1, 2)

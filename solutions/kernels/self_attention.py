@@ -92,6 +92,10 @@ def sinusoidal_positional_encoding(length, d_model, base=10000.0):
     Returns:
         float64 array ``(L, d_model)``: column 2i holds sin(pos / base^(2i/d_model)) and column
         2i+1 holds cos(pos / base^(2i/d_model)); values lie in [-1, 1]; angles are in radians.
+        A length or width of 0 (or less) gives an empty table.
+
+    Raises:
+        Nothing for integer sizes.
 
     Source: Vaswani et al. (2017), Sec. 3.5: PE(pos, 2i) = sin(pos / 10000^(2i/d_model)),
     PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model)).
@@ -119,9 +123,13 @@ def equivariance_gap(x, perm, pe, w_q, b_q, w_k, b_k, w_v, b_v):
     Returns:
         Non-negative array ``(..., L)`` of Euclidean norms, dtype of x.
 
+    Raises:
+        ValueError: (from NumPy) when the shapes do not line up.
+        IndexError: when ``perm`` holds an index outside 0..L-1.
+
     Source: self-attention (Vaswani et al. 2017, Eq. 1) commutes with permutations of its
-    input rows, SA(P X) = P SA(X); adding fixed position codes E breaks it because
-    P X + E != P (X + E) (Sec. 3.5 motivates positional encodings by exactly this).
+    input rows, SA(P X) = P SA(X); adding position codes E (Sec. 3.5, which adds them because
+    the model has no other access to token order) breaks it, as P X + E != P (X + E).
     """
     def f(z):  # one-head self-attention of z: (..., L, d_model) -> (..., L, d_v)
         q, k, v = z @ w_q.T + b_q, z @ w_k.T + b_k, z @ w_v.T + b_v
@@ -149,8 +157,11 @@ def tiled_attention(q, k, v, block_size):
     Returns:
         ``(..., Lq, d_v)``, equal (within rounding) to softmax(q k^T / sqrt(d_k)) v, dtype of q.
 
-    Source: Dao et al. (2022), "FlashAttention", Algorithm 1 (the key loop), using the online
-    softmax of Milakov & Gimelshein (2018): with m' = max(m, rowmax(S_j)),
+    Raises:
+        ValueError: (from NumPy) when the shapes do not line up; (from range) when block_size is 0.
+
+    Source: Dao et al. (2022), "FlashAttention", Algorithm 1 (its loop over key/value blocks),
+    using the online softmax of Milakov & Gimelshein (2018): with m' = max(m, rowmax(S_j)),
     l' = e^(m - m') l + rowsum(e^(S_j - m')), acc' = e^(m - m') acc + e^(S_j - m') V_j,
     and out = acc / l after the last tile.
     """
@@ -188,9 +199,12 @@ def kv_cache_attention(x_new, k_cache, v_cache, w_q, b_q, w_k, b_k, w_v, b_v):
         tokens; ``k_all`` ``(..., T+n, d_k)`` and ``v_all`` ``(..., T+n, d_v)`` are the updated
         caches (old entries first). Dtype of x_new.
 
+    Raises:
+        ValueError: (from NumPy) when the shapes do not line up (e.g. a cache of the wrong width).
+
     Source: Vaswani et al. (2017), Eq. (1) with the causal mask of Sec. 3.2.3, evaluated
-    autoregressively; caching K and V is the standard decoder optimisation (e.g. Pope et al.
-    2022, "Efficiently Scaling Transformer Inference", Sec. 2).
+    autoregressively; caching K and V is the standard decoder optimisation (discussed e.g. by
+    Pope et al. 2022, "Efficiently Scaling Transformer Inference").
     """
     n, T = x_new.shape[-2], k_cache.shape[-2]
     q = x_new @ w_q.T + b_q                                          # (..., n, d_k)

@@ -21,6 +21,28 @@ def softmax(x, axis=-1):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+def logsumexp(x, axis=-1):
+    """Numerically stable log(sum(exp(x))) along ``axis``: the log of the softmax denominator.
+
+    Args:
+        x: logits, float array of any shape; entries may be ``-inf`` (they add exp(-inf) = 0).
+        axis: the axis to reduce (default the last).
+
+    Returns:
+        Array of the shape of ``x`` with ``axis`` removed, dtype of ``x``.  Finite whenever a
+        slice has a finite entry, however large or small the logits.  A slice that is all
+        ``-inf`` gives ``-inf`` (the log of an empty sum, 0), never NaN, as ``torch.logsumexp``.
+        It is a smooth maximum: ``max(x) <= logsumexp(x) <= max(x) + log(n)``.
+
+    Source: log sum_j exp(x_j) = m + log sum_j exp(x_j - m) with m = max_j x_j (the
+    log-sum-exp trick); softmax(x)_i = exp(x_i - logsumexp(x)).
+    """
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)  # all -inf: shift by 0, the sum is 0, log gives -inf
+    with np.errstate(divide="ignore"):
+        return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(x - m), axis=axis))
+
+
 def masked_softmax(x, mask, axis=-1):
     """Softmax of ``x`` along ``axis`` over the positions where ``mask`` is True only.
 
@@ -161,7 +183,7 @@ def streaming_attention(scores, values, block_size):
     Raises:
         ValueError: when ``block_size < 1``.
 
-    Source: Dao et al. (2022), FlashAttention, Algorithm 1 (lines 10-12), for one query per
+    Source: Dao et al. (2022), FlashAttention, Algorithm 1 (its inner loop), for one query per
     row; Rabe & Staats (2021), "Self-attention does not need O(n^2) memory".
     """
     if block_size < 1:

@@ -82,15 +82,17 @@ def nadaraya_watson(queries, keys, values, bandwidth):
         bandwidth: positive float h of the Gaussian kernel.
 
     Returns:
-        ``(M,)`` array of predictions ``f(queries[i]) = sum_j a[i, j] values[j]`` with the
-        weights of :func:`gaussian_weights`.
+        ``(M,)`` array of predictions ``f(queries[i]) = sum_j a[i, j] values[j]`` where
+        ``a[i] = softmax_j(-(queries[i] - keys[j])**2 / (2 h**2))`` (stable: max subtracted).
 
     Raises:
         ValueError: (from matmul) when ``keys`` and ``values`` differ in length.
 
     Source: Nadaraya (1964), Watson (1964): f(x) = sum_j K(x - x_j) y_j / sum_l K(x - x_l).
     """
-    return gaussian_weights(queries, keys, bandwidth) @ values  # (M, N) @ (N,) -> (M,)
+    logits = -(queries[:, None] - keys[None, :]) ** 2 / (2 * bandwidth**2)  # (M, N)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)) @ values  # (M, N) @ (N,) -> (M,)
 
 
 def loo_mse(x, y, bandwidths):

@@ -237,7 +237,7 @@ def _stats(q, k, scale, axis=1, var_of_raw=False):
     S = scale * (q @ k.T)
     W = _np_softmax(S, axis)
     var = (q @ k.T).var() if var_of_raw else S.var()
-    return np.float64(var), np.float64(W.max(axis=1).mean())
+    return np.array([var, W.max(axis=1).mean()], dtype=np.float64)
 
 
 @mutant("score statistics without the 1/sqrt(d_k) scaling",

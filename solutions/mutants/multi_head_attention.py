@@ -154,7 +154,7 @@ def attention_nan_rows(q, k, v, mask=None):
 # ----------------------------------------------------------------------------- intermediate: forward
 
 
-def _mha(query, key, value, H, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, key_padding_mask=None,
+def _mha(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, key_padding_mask=None,
          attn_mask=None, batch_first=True, average_attn_weights=True, *, layout="ok", transposed=False,
          no_bias=False, ignore_batch_first=False, pad_inverted=False, attend=None, reduce="mean"):
     if not batch_first and not ignore_batch_first:
@@ -163,6 +163,7 @@ def _mha(query, key, value, H, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, key_paddi
         b_q = b_k = b_v = b_o = None
     B, Lq, E = query.shape
     Lk = key.shape[1]
+    H = num_heads
     q = _split(_lin(query, W_q, b_q, transposed), H, layout)
     k = _split(_lin(key, W_k, b_k, transposed), H, layout)
     v = _split(_lin(value, W_v, b_v, transposed), H, layout)
@@ -183,70 +184,81 @@ def _mha(query, key, value, H, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, key_paddi
 
 @mutant("projection weights used untransposed (x @ W instead of x @ W.T)",
         "nn.Linear and nn.MultiheadAttention store W as (out_features, in_features) and compute x @ W.T + b")
-def mha_transposed_weights(*a, **k):
-    return _mha(*a, **k, transposed=True)
+def mha_transposed_weights(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None, attn_mask=None, batch_first=True, average_attn_weights=True):
+    return _mha(**locals(), transposed=True)
 
 
 @mutant("biases dropped", "the projections must add b_q, b_k, b_v and the output bias b_o")
-def mha_bias_dropped(*a, **k):
-    return _mha(*a, **k, no_bias=True)
+def mha_bias_dropped(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None, attn_mask=None, batch_first=True, average_attn_weights=True):
+    return _mha(**locals(), no_bias=True)
 
 
 @mutant("heads split and merged with a plain reshape (view instead of permute)",
         "reshaping (B, L, E) straight to (B, H, L, d_k) mixes positions and features; "
         "reshape to (B, L, H, d_k) and transpose(1, 2)")
-def mha_view_instead_of_permute(*a, **k):
-    return _mha(*a, **k, layout="view")
+def mha_view_instead_of_permute(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None, attn_mask=None, batch_first=True, average_attn_weights=True):
+    return _mha(**locals(), layout="view")
 
 
 @mutant("heads taken from interleaved features (wrong head-concatenation order)",
         "head h must own features h*d_k:(h+1)*d_k of each projection, as in nn.MultiheadAttention")
-def mha_interleaved_heads(*a, **k):
-    return _mha(*a, **k, layout="interleave")
+def mha_interleaved_heads(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None, attn_mask=None, batch_first=True, average_attn_weights=True):
+    return _mha(**locals(), layout="interleave")
 
 
 @mutant("multi-head attention without the 1/sqrt(d_k) scaling",
         "the logits of each head must be divided by sqrt(d_k) = sqrt(E / H)")
-def mha_no_scaling(*a, **k):
-    return _mha(*a, **k, attend=lambda q, k_, v, m: _attend(q, k_, v, m, scale="none"))
+def mha_no_scaling(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None, attn_mask=None, batch_first=True, average_attn_weights=True):
+    return _mha(**locals(), attend=lambda q, k_, v, m: _attend(q, k_, v, m, scale="none"))
 
 
 @mutant("multi-head attention scaled by 1/sqrt(E) instead of 1/sqrt(d_k)",
         "each head's dot products have d_k = E / H terms, so the scale is 1/sqrt(E / H)")
-def mha_scale_by_embed_dim(*a, **k):
+def mha_scale_by_embed_dim(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None, attn_mask=None, batch_first=True, average_attn_weights=True):
     # q is (B, H, Lq, d_k): dividing it by sqrt(H) makes the total scale 1/sqrt(H d_k) = 1/sqrt(E)
-    return _mha(*a, **k, attend=lambda q, k_, v, m: _attend(q / math.sqrt(q.shape[1]), k_, v, m))
+    return _mha(**locals(), attend=lambda q, k_, v, m: _attend(q / math.sqrt(q.shape[1]), k_, v, m))
 
 
 @mutant("batch_first ignored",
         "with batch_first=False the inputs are (L, B, E): swap the first two axes before attending "
         "and swap them back at the end")
-def mha_ignores_batch_first(*a, **k):
-    return _mha(*a, **k, ignore_batch_first=True)
+def mha_ignores_batch_first(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None, attn_mask=None, batch_first=True, average_attn_weights=True):
+    return _mha(**locals(), ignore_batch_first=True)
 
 
 @mutant("key_padding_mask inverted",
         "True in key_padding_mask marks a padded key that must be ignored")
-def mha_padding_mask_inverted(*a, **k):
-    return _mha(*a, **k, pad_inverted=True)
+def mha_padding_mask_inverted(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None, attn_mask=None, batch_first=True, average_attn_weights=True):
+    return _mha(**locals(), pad_inverted=True)
 
 
 @mutant("mask applied after the softmax",
         "blocked keys must get -inf logits before the softmax so the allowed weights renormalise")
-def mha_mask_after_softmax(*a, **k):
-    return _mha(*a, **k, attend=lambda q, k_, v, m: _attend(q, k_, v, m, after=True))
+def mha_mask_after_softmax(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None, attn_mask=None, batch_first=True, average_attn_weights=True):
+    return _mha(**locals(), attend=lambda q, k_, v, m: _attend(q, k_, v, m, after=True))
 
 
 @mutant("fully masked rows left as NaN (nn.MultiheadAttention's behaviour)",
         "this course's convention is weights 0 and attention output 0 for a query with no allowed key")
-def mha_nan_rows(*a, **k):
-    return _mha(*a, **k, attend=lambda q, k_, v, m: _attend(q, k_, v, m, nan_rows=True))
+def mha_nan_rows(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None, attn_mask=None, batch_first=True, average_attn_weights=True):
+    return _mha(**locals(), attend=lambda q, k_, v, m: _attend(q, k_, v, m, nan_rows=True))
 
 
 @mutant("attention weights summed over heads instead of averaged",
         "average_attn_weights=True returns the mean over the H heads, so each row still sums to 1")
-def mha_weights_summed(*a, **k):
-    return _mha(*a, **k, reduce="sum")
+def mha_weights_summed(query, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None, attn_mask=None, batch_first=True, average_attn_weights=True):
+    return _mha(**locals(), reduce="sum")
 
 
 # ----------------------------------------------------------------------------- intermediate: cost
@@ -257,7 +269,7 @@ def _cost(E, H, Lq, Lk, B, *, bias=True, macs=False, attention=True, per_head=Fa
     proj = 2 * B * E * E * (4 * Lq if self_len else 2 * Lq + 2 * Lk)
     attn = 4 * B * Lq * Lk * E * (H if per_head else 1) if attention else 0
     flops = proj + attn
-    return params, (flops // 2 if macs else flops)
+    return {"params": params, "flops": flops // 2 if macs else flops}
 
 
 @mutant("parameters counted without the biases", "each of the four projections has an E-vector bias: 4E more")
@@ -290,7 +302,7 @@ def cost_query_length_everywhere(embed_dim, num_heads, L_q, L_k, batch=1):
 # ----------------------------------------------------------------------------- advanced: cross-attention
 
 
-def _cross(x, key, value, H, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, key_padding_mask=None, *,
+def _cross(x, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, key_padding_mask=None, *,
            scale=None, transposed=False, swap_kv=False, no_bias=False, pad_inverted=False,
            nan_rows=False):
     if no_bias:
@@ -298,7 +310,7 @@ def _cross(x, key, value, H, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, key_padding
     if swap_kv:
         key, value = value, key
         W_k, W_v, b_k, b_v = W_v, W_k, b_v, b_k
-    B, Lq, E = x.shape
+    H = num_heads
     q = _split(_lin(x, W_q, b_q, transposed), H)
     k = _split(_lin(key, W_k, b_k, transposed), H)
     v = _split(_lin(value, W_v, b_v, transposed), H)
@@ -313,51 +325,58 @@ def _cross(x, key, value, H, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, key_padding
 
 @mutant("cross-attention scaled by 1/sqrt(kdim)",
         "the scale depends on the per-head query/key width d_k = E / H after projection, not on the raw key width")
-def cross_scale_by_kdim(x, key, *a, **k):
-    return _cross(x, key, *a, **k, scale=key.shape[-1])
+def cross_scale_by_kdim(x, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None):
+    return _cross(**locals(), scale=key.shape[-1])
 
 
 @mutant("cross-attention scaled by 1/sqrt(E) instead of 1/sqrt(d_k)",
         "each head compares d_k = E / H features, so the scale is 1/sqrt(E / H)")
-def cross_scale_by_embed_dim(x, *a, **k):
-    return _cross(x, *a, **k, scale=x.shape[-1])
+def cross_scale_by_embed_dim(x, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None):
+    return _cross(**locals(), scale=x.shape[-1])
 
 
 @mutant("projection weights used untransposed (x @ W instead of x @ W.T)",
         "W_k is (E, kdim) and W_v is (E, vdim): they map kdim/vdim features to E, as key @ W_k.T")
-def cross_transposed_weights(*a, **k):
-    return _cross(*a, **k, transposed=True)
+def cross_transposed_weights(x, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None):
+    return _cross(**locals(), transposed=True)
 
 
 @mutant("keys and values swapped",
         "keys (with W_k) decide where to look, values (with W_v) are what is read out")
-def cross_swapped_kv(*a, **k):
-    return _cross(*a, **k, swap_kv=True)
+def cross_swapped_kv(x, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None):
+    return _cross(**locals(), swap_kv=True)
 
 
 @mutant("biases dropped", "add b_q, b_k, b_v in the projections and b_o after the output projection")
-def cross_bias_dropped(*a, **k):
-    return _cross(*a, **k, no_bias=True)
+def cross_bias_dropped(x, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None):
+    return _cross(**locals(), no_bias=True)
 
 
 @mutant("key_padding_mask inverted", "True in key_padding_mask marks a padded key that must be ignored")
-def cross_padding_mask_inverted(*a, **k):
-    return _cross(*a, **k, pad_inverted=True)
+def cross_padding_mask_inverted(x, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None):
+    return _cross(**locals(), pad_inverted=True)
 
 
 @mutant("fully padded rows left as NaN",
         "this course's convention: a query with every key padded gets weights 0 and output b_o")
-def cross_nan_rows(*a, **k):
-    return _cross(*a, **k, nan_rows=True)
+def cross_nan_rows(x, key, value, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o,
+        key_padding_mask=None):
+    return _cross(**locals(), nan_rows=True)
 
 
 # ----------------------------------------------------------------------------- advanced: grouped-query attention
 
 
-def _gqa(x_q, x_kv, H, G, W_q, W_k, W_v, W_o, causal=True, *, grouping="interleave",
+def _gqa(x_q, x_kv, num_heads, num_kv_heads, W_q, W_k, W_v, W_o, causal=True, *, grouping="interleave",
          align="bottom-right", scale=True, layout="ok"):
-    B, Lq, E = x_q.shape
-    Lk, d = x_kv.shape[1], E // H
+    H, G = num_heads, num_kv_heads
+    Lq, Lk = x_q.shape[1], x_kv.shape[1]
     q = _split(x_q @ W_q.T, H, layout)  # (B, H, Lq, d)
     k = _split(x_kv @ W_k.T, G, layout)  # (B, G, Lk, d)
     v = _split(x_kv @ W_v.T, G, layout)
@@ -366,7 +385,7 @@ def _gqa(x_q, x_kv, H, G, W_q, W_k, W_v, W_o, causal=True, *, grouping="interlea
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
     else:  # head h uses kv head h % G
         k, v = k.repeat(1, rep, 1, 1), v.repeat(1, rep, 1, 1)
-    logits = q @ k.transpose(-2, -1) / (math.sqrt(d) if scale else 1.0)
+    logits = q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if scale else 1.0)
     if causal:
         diag = {"bottom-right": Lk - Lq + 1, "top-left": 1, "strict": Lk - Lq}[align]
         logits = logits.masked_fill(torch.ones(Lq, Lk, dtype=torch.bool).triu(diag), float("-inf"))
@@ -376,41 +395,42 @@ def _gqa(x_q, x_kv, H, G, W_q, W_k, W_v, W_o, causal=True, *, grouping="interlea
 
 @mutant("query heads grouped round-robin (h % G) instead of in consecutive blocks (h // (H/G))",
         "k.repeat(...) tiles the key/value heads; repeat_interleave gives each block of H/G query heads one key/value head")
-def gqa_round_robin_groups(*a, **k):
-    return _gqa(*a, **k, grouping="repeat")
+def gqa_round_robin_groups(x_q, x_kv, num_heads, num_kv_heads, W_q, W_k, W_v, W_o, causal=True):
+    return _gqa(**locals(), grouping="repeat")
 
 
 @mutant("causal mask aligned top-left",
         "with a KV cache the Lq queries are the last positions: query i may see keys j <= i + (Lk - Lq)")
-def gqa_top_left_causal(*a, **k):
-    return _gqa(*a, **k, align="top-left")
+def gqa_top_left_causal(x_q, x_kv, num_heads, num_kv_heads, W_q, W_k, W_v, W_o, causal=True):
+    return _gqa(**locals(), align="top-left")
 
 
 @mutant("causal mask that also blocks the current position",
         "a position may attend to itself: block only keys j > i + (Lk - Lq)")
-def gqa_causal_blocks_diagonal(*a, **k):
-    return _gqa(*a, **k, align="strict")
+def gqa_causal_blocks_diagonal(x_q, x_kv, num_heads, num_kv_heads, W_q, W_k, W_v, W_o, causal=True):
+    return _gqa(**locals(), align="strict")
 
 
 @mutant("grouped-query attention without the 1/sqrt(d_k) scaling",
         "each head's logits must be divided by sqrt(d_k)")
-def gqa_no_scaling(*a, **k):
-    return _gqa(*a, **k, scale=False)
+def gqa_no_scaling(x_q, x_kv, num_heads, num_kv_heads, W_q, W_k, W_v, W_o, causal=True):
+    return _gqa(**locals(), scale=False)
 
 
 @mutant("heads split and merged with a plain reshape (view instead of permute)",
         "reshape (B, L, H*d_k) to (B, L, H, d_k) and then transpose(1, 2)")
-def gqa_view_instead_of_permute(*a, **k):
-    return _gqa(*a, **k, layout="view")
+def gqa_view_instead_of_permute(x_q, x_kv, num_heads, num_kv_heads, W_q, W_k, W_v, W_o, causal=True):
+    return _gqa(**locals(), layout="view")
 
 
 # ----------------------------------------------------------------------------- advanced: head gates
 
 
-def _gated(x, H, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, head_mask, *, where="output",
+def _gated(x, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, head_mask, *, where="output",
            layout="ok", no_bias=False, rescale=False):
     if no_bias:
         b_q = b_k = b_v = b_o = None
+    H = num_heads
     q = _split(_lin(x, W_q, b_q), H, layout)
     k = _split(_lin(x, W_k, b_k), H, layout)
     v = _split(_lin(x, W_v, b_v), H, layout)
@@ -427,22 +447,22 @@ def _gated(x, H, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, head_mask, *, where="ou
 
 @mutant("gate applied to the head's queries",
         "zeroing a head's queries makes its attention uniform, it does not remove the head; gate the head's output")
-def gated_on_queries(*a, **k):
-    return _gated(*a, **k, where="query")
+def gated_on_queries(x, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, head_mask):
+    return _gated(**locals(), where="query")
 
 
 @mutant("gates applied to interleaved features (wrong head order)",
         "head h owns features h*d_k:(h+1)*d_k, so gate h must scale exactly that block")
-def gated_interleaved(*a, **k):
-    return _gated(*a, **k, layout="interleave")
+def gated_interleaved(x, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, head_mask):
+    return _gated(**locals(), layout="interleave")
 
 
 @mutant("surviving heads rescaled by H / (number kept)",
         "that is inverted dropout; an ablation removes a head's contribution and leaves the others unchanged")
-def gated_rescaled(*a, **k):
-    return _gated(*a, **k, rescale=True)
+def gated_rescaled(x, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, head_mask):
+    return _gated(**locals(), rescale=True)
 
 
 @mutant("biases dropped", "add b_q, b_k, b_v in the projections and b_o once after the output projection")
-def gated_bias_dropped(*a, **k):
-    return _gated(*a, **k, no_bias=True)
+def gated_bias_dropped(x, num_heads, W_q, W_k, W_v, W_o, b_q, b_k, b_v, b_o, head_mask):
+    return _gated(**locals(), no_bias=True)

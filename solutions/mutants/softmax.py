@@ -31,6 +31,44 @@ def min_subtraction(x, axis=-1):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+# --- logsumexp (basic) ----------------------------------------------------------------
+
+@mutant("log-sum-exp without max-subtraction", "exp() overflows to inf above ~709 and underflows "
+        "to 0 below ~-745, giving inf or -inf instead of a finite value")
+def lse_no_max(x, axis=-1):
+    return np.log(np.sum(np.exp(x), axis=axis))
+
+
+@mutant("log-sum-exp that forgets to add the maximum back", "log sum exp(x - m) is off by m: "
+        "the result must be m + log sum exp(x - m)")
+def lse_max_not_added_back(x, axis=-1):
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.log(np.sum(np.exp(x - m), axis=axis))
+
+
+@mutant("log-sum-exp that is NaN on an all -inf slice", "with m = -inf, x - m is -inf - (-inf) = "
+        "NaN; the log of an empty sum is -inf")
+def lse_nan_all_neginf(x, axis=-1):
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(x - m), axis=axis))
+
+
+@mutant("log-sum-exp that keeps the reduced axis", "the output keeps a length-1 axis; the "
+        "reduced axis must be removed")
+def lse_keepdims(x, axis=-1):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+
+
+@mutant("log-sum-exp over the wrong axis", "the reduction does not run along `axis`")
+def lse_wrong_axis(x, axis=-1):
+    ax = 0 if (axis % x.ndim) != 0 else -1
+    m = np.max(x, axis=ax, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return np.squeeze(m, axis=ax) + np.log(np.sum(np.exp(x - m), axis=ax))
+
+
 # --- masked_softmax (intermediate) ----------------------------------------------------
 
 @mutant("mask inverted", "True must mean 'may attend'; the kept and the masked positions are swapped")
