@@ -32,7 +32,7 @@ demo: $(STAMP) sandbox
 	$(PY) -m grader demo --out build/demo
 
 test: $(STAMP) sandbox
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadfile -q -p no:warnings
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab exercises/

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.course import load_course
+from grader.course import ROOT
 from grader.demo import completed
 from grader.grading.pipeline import autograde
 
@@ -57,7 +57,8 @@ ATTACKS = {
 
 
 def _with_cell(source: str):
-    nb = completed("softmax", "basic")
+    """The released notebook (every exercise unanswered) with the softmax cell replaced."""
+    nb = nbformat.read(ROOT / "exercises" / "softmax" / "basic.ipynb", as_version=4)
     for c in nb.cells:
         if c.get("metadata", {}).get("grader", {}).get("kernels") == ["softmax.softmax"]:
             c.source = source
@@ -80,7 +81,10 @@ def graded(tmp_path_factory):
     put("zz-honest", completed("softmax", "basic"))
     put("zz-wrong", _with_cell(WRONG))
     report = autograde(sub, root / "out", feedback=False)
-    rows = {r["student_id"]: r for r in csv.DictReader(open(root / "out" / "grades.csv"))}
+    rows: dict[str, list[dict]] = {}
+    for r in csv.DictReader(open(root / "out" / "grades.csv")):
+        if r["notebook_id"] == "basic":
+            rows.setdefault(r["student_id"], []).append(r)
     return report, rows
 
 
@@ -91,16 +95,16 @@ def test_at_least_25_attacks_across_all_classes():
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_attack_earns_zero_and_is_flagged(graded, name):
     _, rows = graded
-    row = rows[f"attack-{name}"]
-    assert float(row["score"]) == 0.0, row
-    assert row["flags"], f"attack {name} was not flagged: {row}"
+    mine = rows[f"attack-{name}"]
+    assert sum(float(r["score"]) for r in mine) == 0.0, mine
+    assert all(r["flags"] for r in mine), f"attack {name} was not flagged: {mine}"
 
 
 def test_honest_students_keep_full_marks_and_wrong_student_after_attackers_gets_zero(graded):
     report, rows = graded
     for s in ("aa-honest", "zz-honest"):
-        assert float(rows[s]["score"]) == float(rows[s]["max_score"]) > 0, rows[s]
-        assert rows[s]["flags"] == ""
-    assert float(rows["zz-wrong"]["score"]) == 0.0
+        assert all(float(r["score"]) == float(r["max_score"]) > 0 for r in rows[s]), rows[s]
+        assert all(r["flags"] == "" for r in rows[s])
+    assert sum(float(r["score"]) for r in rows["zz-wrong"]) == 0.0
     assert not report.failed, report.failed
     assert not Path("/tmp/pwned").exists()

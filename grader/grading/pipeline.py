@@ -267,6 +267,8 @@ def autograde(submitted: Path, out: Path, db_url: str | None = None, *, force: b
                 if isinstance(outcome, BaseException) or not outcome.ok:
                     why = outcome.error if isinstance(outcome, GradeOutcome) else f"{type(outcome).__name__}: {outcome}"
                     report.failed.append((task.student, task.assignment, why.strip().splitlines()[-1][:300] if why else "failed"))
+                    # zeros in the gradebook so the student appears; no results file, so a rerun retries it
+                    write_outcome(GradeOutcome(task.student, task.assignment, ok=False), gb, out)
                 else:
                     write_outcome(outcome, gb, out)
                     report.graded.append((task.student, task.assignment))
@@ -279,7 +281,8 @@ def autograde(submitted: Path, out: Path, db_url: str | None = None, *, force: b
     finally:
         executor.close()
     with Gradebook(db_url, course.id) as gb:
-        report.rows = export_rows(gb, course, out, report.problems)
+        report.rows = export_rows(gb, course, out, report.problems,
+                                  {(s, a): why for s, a, why in report.failed})
     write_csv(report.rows, out / "grades.csv")
     report.seconds = time.perf_counter() - t0
     return report

@@ -18,8 +18,10 @@ COLUMNS = ["student_id", "assignment_id", "notebook_id", "grade_id", "score", "m
            "status", "diagnosis", "seed", "flags", "message"]
 
 
-def export_rows(gb, course: Course, out: Path, problems: list[Problem]) -> list[dict]:
-    """One row per autograded test cell of every submission in the gradebook ``gb``."""
+def export_rows(gb, course: Course, out: Path, problems: list[Problem],
+                failed: dict[tuple[str, str], str] | None = None) -> list[dict]:
+    """One row per autograded test cell of every submission in the gradebook ``gb``;
+    ``failed`` maps (student, assignment) to why grading failed (status "error")."""
     from nbgrader.api import MissingEntry
 
     why = {(p.student, p.assignment, p.notebook): p for p in problems}
@@ -40,8 +42,10 @@ def export_rows(gb, course: Course, out: Path, problems: list[Problem]) -> list[
                     if g.cell.cell_type != "code":
                         continue
                     t = rec.get("tests", {}).get(g.name, {})
-                    status = t.get("status") or ("not graded" if problem else "missing")
-                    msg = problem.reason if problem else (t.get("message", "") or "").splitlines()[0:1]
+                    error = (failed or {}).get((student, a.id))
+                    status = t.get("status") or ("not graded" if problem else "error" if error else "missing")
+                    msg = problem.reason if problem else error if error and not t else \
+                        (t.get("message", "") or "").splitlines()[0:1]
                     rows.append({
                         "student_id": student, "assignment_id": a.id, "notebook_id": nb.name,
                         "grade_id": g.name, "score": _num(g.score), "max_score": _num(g.max_score),

@@ -71,9 +71,10 @@ class TrustedExecute(NbGraderPreprocessor):
         ids = resources["nbgrader"]
         who = (ids["student"], ids["assignment"], ids["notebook"])
         results: dict[str, dict] = {}
-        # scan what the student wrote: solution cells and cells they added (no nbgrader metadata)
+        demos = self._demo_sources(ids["assignment"], ids["notebook"])
+        # scan what the student wrote: solution cells and cells they added or changed
         flags = static_flags(c.source for c in nb.cells if c.cell_type == "code" and not _is_test(c)
-                             and (is_solution(c) or "nbgrader" not in c.metadata))
+                             and (is_solution(c) or ("nbgrader" not in c.metadata and c.source not in demos)))
         restored = nb.metadata.get("grader", {}).get("restored_test_cells", [])
         if restored:
             flags.append(f"deleted test cell(s) {', '.join(restored)} (restored and graded)")
@@ -81,7 +82,6 @@ class TrustedExecute(NbGraderPreprocessor):
         worker_info = None
         pending: list[int] = []  # code cells not yet run in the current worker
         executed: list[int] = []  # code cells the current worker has run
-        demos = self._demo_sources(ids["assignment"], ids["notebook"])
         try:
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != "code" or ("nbgrader" not in cell.metadata and cell.source in demos):

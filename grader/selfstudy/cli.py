@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         Exits 0 when every check passes, 1 otherwise (2 when the notebook cannot be read)."""
         from .nbcheck import check_notebook
 
-        console = Console(highlight=False)
+        console = Console(highlight=False, soft_wrap=True)  # one verdict per line, even in a pipe
         if not notebook.exists():
             Console(stderr=True).print(f"[red]no such notebook:[/red] {notebook}")
             raise typer.Exit(2)

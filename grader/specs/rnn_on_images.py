@@ -175,7 +175,7 @@ DIGITS_HIDDEN_PASS = 0.90
 
 
 @spec("rnn-on-images.fit-digits", entry="fit_predict_digits", kernel="rnn_on_images.fit_predict_digits",
-      framework="torch", judge=_judge_accuracy, timeout=180.0,
+      framework="torch", judge=_judge_accuracy, timeout=300.0,
       mutants=["rnn_on_images.digits_majority", "rnn_on_images.digits_random"],
       hints=["Read each 8x8 image as 8 time steps of 8 features (a GRU with batch_first=True), pool "
              "the row states with your attention_pool, and classify the context with a linear layer.",
@@ -267,22 +267,23 @@ def reinforce_spec(t):
 
 # Pass marks, from the reference's accuracy over 5 seeds (see the advanced notebook's
 # closing note): visible 2000 train / 300 test canvases, hidden 10000 / 1000.
-CLUTTERED_VISIBLE_PASS = 0.25
+CLUTTERED_VISIBLE_PASS = 0.20
 CLUTTERED_HIDDEN_PASS = 0.65
 
 
 @spec("rnn-on-images.fit-cluttered", entry="fit_predict_cluttered", kernel="rnn_on_images.fit_predict_cluttered",
-      framework="torch", judge=_judge_accuracy, timeout=600.0,
+      framework="torch", judge=_judge_accuracy, timeout=900.0,
       mutants=["rnn_on_images.cluttered_majority", "rnn_on_images.cluttered_random"],
       hints=["Each step: glimpse at the current location, update the recurrent core, then sample the "
              "next location from N(mu, sigma^2) with mu = tanh(linear(h)). Classify from the last state.",
              "Train with cross-entropy plus your reinforce_loss (reward 1 when the prediction is right) "
              "plus the baseline loss; detach h where it enters the locator and the baseline.",
              "Glimpse 4x4 at 3 scales, 5 glimpses, GRU core of 128, sigma 0.15, Adam with a one-cycle "
-             "schedule peaking at 3e-3, batch 64, 15 epochs; predict with sample=False."])
+             "schedule peaking at 5e-3, batch 64, 20 epochs; predict with sample=False."])
 def fit_cluttered_spec(t):
     """Train a recurrent attention model on cluttered 16x16 canvases and classify held-out
-    ones built from digits the training set never used (fresh seeded canvases each run)."""
+    ones built from digits the training set never used (fresh seeded canvases each run):
+    accuracy >= 0.20 on the small visible case, >= 0.65 on 1000 hidden canvases."""
     Xtr, ytr, Xte, yte, _ = digits.cluttered_split(t.rng("visible-canvases"), n_train=2000, n_test=300,
                                                    canvas=16, n_clutter=3)
     yield case("visible: 2000 training canvases, 300 held-out", Xtr, ytr, Xte, 0,

@@ -137,6 +137,12 @@ def random_shift(images, gen):
 
     Returns:
         ``(B, R, C)``, same dtype; pixels moved in from outside are 0.
+
+    Raises:
+        ValueError: (from unpacking) when images is not 3-D.
+
+    Source: translation augmentation as in Simard, Steinkraus & Platt (2003), "Best practices
+    for convolutional neural networks applied to visual document analysis", Sec. 2.
     """
     B, R, C = images.shape
     padded = F.pad(images, (1, 1, 1, 1))  # (B, R + 2, C + 2)
@@ -150,8 +156,10 @@ class RowAttentionGRU(torch.nn.Module):
     """Classify an image by reading its rows with a bidirectional GRU and pooling the
     row states with :func:`attention_pool`.
 
-    Input images: float32 ``(B, R, C)``; output: class logits ``(B, n_classes)`` and the
-    attention weights over rows ``(B, R)``.
+    ``forward(images)`` takes float32 ``(B, R, C)`` images (R rows = time steps of C
+    features) and returns class logits ``(B, n_classes)`` and the attention weights over rows
+    ``(B, R)``.  Source: bidirectional RNN (Schuster & Paliwal 1997) of GRUs (Cho et al.
+    2014), attention pooling as in :func:`attention_pool`.
     """
 
     def __init__(self, n_cols=8, n_hidden=64, n_att=32, n_classes=10):
@@ -180,6 +188,12 @@ def train_row_gru(X, y, seed, epochs=30, batch=64, lr=1e-2):
     Returns:
         ``(model, losses)``: the trained model (in eval mode) and the training loss of every
         batch (a list of floats).
+
+    Raises:
+        RuntimeError: (from torch) when X is not ``(N, R, C)`` or y holds labels outside 0..9.
+
+    Source: Adam (Kingma & Ba 2015, Algorithm 1) with the one-cycle schedule (Smith &
+    Topin 2019), minimising the cross-entropy of :class:`RowAttentionGRU`'s logits.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -335,7 +349,7 @@ class RAM(torch.nn.Module):
         return self.classifier(h), torch.stack(log_pi, 1), torch.stack(base, 1), torch.stack(locs, 1)
 
 
-def train_ram(X, y, seed, epochs=15, batch=64, lr=3e-3):
+def train_ram(X, y, seed, epochs=20, batch=64, lr=5e-3):
     """Train a :class:`RAM` with the hybrid loss: cross-entropy for the classifier and the
     core, REINFORCE with a baseline for the location policy, squared error for the baseline.
 
@@ -347,6 +361,12 @@ def train_ram(X, y, seed, epochs=15, batch=64, lr=3e-3):
     Returns:
         ``(model, history)``: the model in eval mode and, per batch, a dict with the
         "loss" and the mean "reward" (training accuracy with sampled glimpses).
+
+    Raises:
+        RuntimeError: (from torch) when X is not ``(N, H, W)`` or y holds labels outside 0..9.
+
+    Source: Mnih et al. (2014), Sec. 3.2 (the hybrid loss: supervised cross-entropy for the
+    action network plus REINFORCE with a baseline, eq. 2, for the location network).
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)

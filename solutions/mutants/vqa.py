@@ -196,3 +196,31 @@ def mass_centre_cell_only(p, boxes, target, size):
     col = ((box[:, 0] + box[:, 2]) / 2 // (size / G)).long().clamp(0, G - 1)
     row = ((box[:, 1] + box[:, 3]) / 2 // (size / G)).long().clamp(0, G - 1)
     return p[torch.arange(B), row * G + col]
+
+
+# --- fit_predict -------------------------------------------------------------------------
+
+@mutant("a model that always gives the most common answer",
+        "it never looks at the scene or the question: about 1 in 6 right on three balanced question types")
+def fit_majority_answer(V_train, Q_train, y_train, V_test, Q_test, seed):
+    top = torch.bincount(torch.as_tensor(y_train)).argmax()
+    M, R = V_test.shape[0], V_test.shape[1]
+    return torch.full((M,), int(top), dtype=torch.int64), torch.full((M, R), 1.0 / R)
+
+
+def _uniform_layer(v, u, W_I, W_Q, b_A, W_P, b_P):
+    p = torch.full(v.shape[:2], 1.0 / v.shape[1], dtype=v.dtype)
+    return v.mean(1) + u, p
+
+
+@mutant("attention replaced by a uniform average",
+        "averaging all 16 regions loses which colour goes with which shape and place: about chance")
+def fit_uniform_attention(V_train, Q_train, y_train, V_test, Q_test, seed):
+    import solutions.kernels.vqa as kernels
+
+    layer = kernels.san_layer
+    kernels.san_layer = _uniform_layer  # the reference network, with every p = 1/R
+    try:
+        return kernels.fit_predict(V_train, Q_train, y_train, V_test, Q_test, seed)
+    finally:
+        kernels.san_layer = layer

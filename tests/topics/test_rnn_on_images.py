@@ -163,3 +163,96 @@ def test_cluttered_split_deterministic_and_sources_disjoint():
     Xtr, ytr, Xte, yte, corners = a
     assert Xtr.shape == (50, 16, 16) and Xte.shape == (40, 16, 16) and corners.shape == (40, 2)
     assert (corners >= 0).all() and (corners <= 8).all()
+
+
+# --------------------------------------------------------------------------- advanced
+
+def glimpse_loops(img, ly, lx, size, n_scales):
+    """Independent oracle: explicit pixel loops over one (H, W) float64 image."""
+    H, W = img.shape
+    ly, lx = min(max(ly, -1.0), 1.0), min(max(lx, -1.0), 1.0)
+    cy, cx = int(np.floor((ly + 1) / 2 * H)), int(np.floor((lx + 1) / 2 * W))
+    out = np.zeros((n_scales, size, size))
+    for s in range(n_scales):
+        side, f = size * 2 ** s, 2 ** s
+        top, left = cy - side // 2, cx - side // 2
+        for i in range(size):
+            for j in range(size):
+                total = 0.0
+                for di in range(f):
+                    for dj in range(f):
+                        r, c = top + i * f + di, left + j * f + dj
+                        if 0 <= r < H and 0 <= c < W:
+                            total += img[r, c]
+                out[s, i, j] = total / f ** 2
+    return out
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_glimpse_sensor_matches_pixel_loops(seed):
+    g = gen(seed)
+    B, H, W = dims(g, 1, 1, 3)[0], *dims(g, 2, 5, 13)
+    size, k = dims(g, 1, 1, 4)[0], dims(g, 1, 1, 3)[0]
+    images = torch.rand(B, H, W, generator=g, dtype=f64)
+    loc = torch.rand(B, 2, generator=g, dtype=f64) * 2.4 - 1.2  # some outside [-1, 1]: clamped
+    got = K.glimpse_sensor(images, loc, size, k)
+    assert got.shape == (B, k, size, size) and got.dtype == f64
+    for b in range(B):
+        want = glimpse_loops(images[b].numpy(), float(loc[b, 0]), float(loc[b, 1]), size, k)
+        np.testing.assert_allclose(got[b].numpy(), want, rtol=1e-12, atol=1e-14)
+
+
+def test_glimpse_coarsest_scale_at_centre_sees_whole_canvas():
+    images = torch.rand(2, 16, 16, dtype=f64)
+    g = K.glimpse_sensor(images, torch.zeros(2, 2, dtype=f64), 4, 3)
+    torch.testing.assert_close(g[:, 2], F.avg_pool2d(images[:, None], 4)[:, 0])
+
+
+def reinforce_loops(log_pi, reward, baseline):
+    B, T = log_pi.shape
+    pol = -sum(log_pi[b, t] * (reward[b] - baseline[b, t]) for b in range(B) for t in range(T)) / B
+    val = sum((baseline[b, t] - reward[b]) ** 2 for b in range(B) for t in range(T)) / (B * T)
+    return pol, val
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_reinforce_loss_values_and_gradients(seed):
+    g = gen(seed)
+    B, T = dims(g, 2, 2, 7)
+    log_pi = (randn(g, B, T) - 1).requires_grad_(True)
+    reward = (torch.rand(B, generator=g, dtype=f64) < 0.5).to(f64)
+    base = torch.rand(B, T, generator=g, dtype=f64).requires_grad_(True)
+    pol, val = K.reinforce_loss(log_pi, reward, base)
+    want = reinforce_loops(log_pi.detach().numpy(), reward.numpy(), base.detach().numpy())
+    np.testing.assert_allclose([pol.item(), val.item()], want, rtol=1e-12)
+    # REINFORCE: d pol / d log_pi = -(R - b) / B, and no gradient into the baseline
+    d_log_pi, d_base = torch.autograd.grad(pol, [log_pi, base], allow_unused=True)
+    torch.testing.assert_close(d_log_pi, -(reward[:, None] - base.detach()) / B)
+    assert d_base is None or torch.all(d_base == 0)
+    # the baseline learns from the squared error only
+    (d_base_val,) = torch.autograd.grad(val, [base])
+    torch.testing.assert_close(d_base_val, 2 * (base.detach() - reward[:, None]) / (B * T))
+
+
+def test_reinforce_loss_gradcheck():
+    """Each loss is differentiable in the input it is meant to train (the other is held fixed:
+    finite differences through the detached advantage would not match, by design)."""
+    g = gen(1)
+    log_pi, base = randn(g, 3, 2).requires_grad_(True), torch.rand(3, 2, generator=g, dtype=f64).requires_grad_(True)
+    reward = torch.tensor([1.0, 0.0, 1.0], dtype=f64)
+    assert torch.autograd.gradcheck(lambda lp: K.reinforce_loss(lp, reward, base.detach())[0], (log_pi,))
+    assert torch.autograd.gradcheck(lambda b: K.reinforce_loss(log_pi.detach(), reward, b)[1], (base,))
+
+
+def test_ram_forward_shapes_and_gaussian_log_density():
+    torch.manual_seed(0)
+    model = K.RAM()
+    x = torch.rand(3, 16, 16)
+    logits, log_pi, base, locs = model(x, sample=True)
+    T = model.n_glimpses
+    assert logits.shape == (3, 10) and log_pi.shape == (3, T - 1) and base.shape == (3, T - 1)
+    assert locs.shape == (3, T, 2) and locs.abs().max() <= 1
+    # at the policy mean the log-density is the Gaussian's peak, summed over the 2 coordinates
+    _, log_pi_mean, _, _ = model(x, sample=False)
+    peak = torch.distributions.Normal(0.0, model.sigma).log_prob(torch.tensor(0.0)) * 2
+    torch.testing.assert_close(log_pi_mean, peak.expand(3, T - 1))
