@@ -79,6 +79,7 @@ def ours(submitted: Path, out: Path, workers: int, notebooks) -> tuple[float, di
     report = autograde(submitted, out, workers=workers, feedback=False)
     seconds = time.perf_counter() - t0
     assert not report.failed, report.failed
+    print("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.phases.items()))
     scores = {}
     with open(out / "grades.csv") as f:
         for r in csv.DictReader(f):

@@ -15,7 +15,6 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,7 +22,6 @@ import yaml
 from rich.console import Console
 
 from grader.course import ROOT, load_course
-from grader.selfstudy import bank as bank_mod
 from grader.selfstudy import quiz as quiz_mod
 from grader.selfstudy.bank import TIERS, BankError, Bank, banks, load_bank, questions
 

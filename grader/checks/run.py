@@ -37,6 +37,7 @@ class CheckResult:
     status: str  # "passed" | "failed" | "not attempted"
     cases: list[CaseResult] = field(default_factory=list)
     diagnosis: Mutant | None = None
+    judged: bool = False  # cases judged by a threshold (training), not compared with the reference
 
     @property
     def passed(self) -> bool:
@@ -50,7 +51,8 @@ class CheckResult:
         """One line: the verdict."""
         n_ok = sum(c.passed for c in self.cases)
         if self.status == "passed":
-            return f"PASSED {self.spec_id}: all {len(self.cases)} cases agree with the reference."
+            how = "pass their thresholds" if self.judged else "agree with the reference"
+            return f"PASSED {self.spec_id}: all {len(self.cases)} cases {how}."
         if self.status == "not attempted":
             return f"NOT ATTEMPTED {self.spec_id}: the function still raises NotImplementedError."
         first = next(c for c in self.cases if not c.passed)
@@ -165,7 +167,7 @@ def run_spec(spec: Spec, call: Callable[[Case], Any], *, seed: int, hidden: bool
     diagnosis = None
     if status == "failed" and diagnose:
         diagnosis = diagnose_mistake(spec, cases, learner)
-    return CheckResult(spec.id, seed, status, results, diagnosis)
+    return CheckResult(spec.id, seed, status, results, diagnosis, judged=spec.judge is not None)
 
 
 def diagnose_mistake(spec: Spec, cases: list[Case], learner: list[tuple[bool, Any]]) -> Mutant | None:

@@ -8,7 +8,6 @@ assignment (its grade ids are another notebook's).
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -112,12 +111,3 @@ def collect(submitted: Path, course: Course, root: Path = ROOT) -> tuple[list[Su
                 else:
                     subs.append(Submission(sdir.name, adir.name, nb_id, nb_path))
     return subs, problems
-
-
-def stage(subs: list[Submission], dest: Path) -> None:
-    """Copy the gradable submissions into nbgrader's submitted directory ``dest``
-    (the originals are never touched)."""
-    for s in subs:
-        target = dest / s.student / s.assignment / f"{s.notebook}.ipynb"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(s.path, target)

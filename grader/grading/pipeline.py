@@ -41,6 +41,7 @@ class RunReport:
     problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
     rows: list[dict] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
 def autograde_config(course: Course, out: Path, db_url: str, run_seed: str, root: Path = ROOT):
@@ -239,11 +240,13 @@ def autograde(submitted: Path, out: Path, db_url: str | None = None, *, force: b
     report = RunReport(out, db_url, run_seed, sandbox_status())
 
     subs, report.problems = collect(Path(submitted), course, root)
+    report.phases["collect"] = time.perf_counter() - t0
     known = {a.id for a in course.assignments}
     needed = {s.assignment for s in subs} | {p.assignment for p in report.problems if p.assignment in known}
     template = template_gradebook(course, out, root, needed)
     ensure_gradebook(db_url, template, course, out, root, needed)
     template_bytes = template.read_bytes()
+    report.phases["gradebook"] = time.perf_counter() - t0 - sum(report.phases.values())
 
     groups: dict[tuple[str, str], list[Submission]] = {}
     for s in subs:
@@ -280,9 +283,11 @@ def autograde(submitted: Path, out: Path, db_url: str | None = None, *, force: b
                 report.graded.append((task.student, task.assignment))
     finally:
         executor.close()
+    report.phases["grading"] = time.perf_counter() - t0 - sum(report.phases.values())
     with Gradebook(db_url, course.id) as gb:
         report.rows = export_rows(gb, course, out, report.problems,
                                   {(s, a): why for s, a, why in report.failed})
     write_csv(report.rows, out / "grades.csv")
     report.seconds = time.perf_counter() - t0
+    report.phases["report"] = report.seconds - sum(report.phases.values())
     return report

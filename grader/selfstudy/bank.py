@@ -55,17 +55,23 @@ class _Strict(BaseModel):
 
 
 class Option(_Strict):
+    """One option of a choice question, with why it is right or wrong."""
+
     text: str = Field(min_length=1)
     correct: bool = False
     why: str = Field(min_length=1, description="why this option is right or wrong")
 
 
 class Distractor(_Strict):
+    """A tempting wrong number for a numeric question, and the mistake that gives it."""
+
     value: float
     why: str = Field(min_length=1)
 
 
 class Question(_Strict):
+    """One quiz question (see the module docstring for the fields of each kind)."""
+
     id: str
     tier: Tier
     kind: Kind
@@ -90,10 +96,12 @@ class Question(_Strict):
 
     @property
     def topic(self) -> str:
+        """The assignment id, the part of ``id`` before the dot."""
         return self.id.split(".", 1)[0]
 
     @property
     def slug(self) -> str:
+        """The part of ``id`` after the dot."""
         return self.id.split(".", 1)[1]
 
     @property
@@ -103,10 +111,12 @@ class Question(_Strict):
 
     @property
     def letters(self) -> str:
+        """The option letters, ``"abcd"`` for four options."""
         return "abcdefghij"[: len(self.options)]
 
     @property
     def correct_letters(self) -> str:
+        """The letters of the right options, in order."""
         return "".join(l for l, o in zip(self.letters, self.options) if o.correct)
 
     def right_value(self) -> Any:
@@ -177,6 +187,8 @@ class Question(_Strict):
 
 
 class Bank(_Strict):
+    """One assignment's bank file: its intro and its questions."""
+
     topic: str
     title: str
     intro: str = Field(min_length=1, description="markdown that opens the quiz notebook")

@@ -14,6 +14,8 @@ from rich.table import Table
 
 
 class TierOpt(str, Enum):
+    """The ``--tier`` choices."""
+
     basic = "basic"
     intermediate = "intermediate"
     advanced = "advanced"

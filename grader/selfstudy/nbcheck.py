@@ -20,6 +20,8 @@ MARK = "@@grader-check@@ "
 
 @dataclass
 class Verdict:
+    """The outcome of one exercise's check, as printed by ``grader check``."""
+
     spec_id: str
     status: str  # "passed" | "failed" | "not attempted" | "error"
     summary: str
@@ -32,6 +34,8 @@ class Verdict:
 
 @dataclass
 class NotebookCheck:
+    """Every verdict of one notebook, its hand-graded answers and errors outside tests."""
+
     path: Path
     verdicts: list[Verdict]
     manual: list[str]  # grade ids of manually graded (written) answers

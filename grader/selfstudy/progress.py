@@ -69,6 +69,7 @@ def record(result) -> None:
 
 
 def hints_used(spec_id: str) -> int:
+    """How many hints of ``spec_id`` the learner has seen."""
     return int(load()["exercises"].get(spec_id, {}).get("hints", 0))
 
 

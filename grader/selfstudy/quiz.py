@@ -30,6 +30,8 @@ class EndOfInput(Exception):
 
 @dataclass
 class Outcome:
+    """One answered question: what was typed, its score (0..1), and seconds taken."""
+
     question: Question
     answer: str
     score: float
@@ -39,11 +41,14 @@ class Outcome:
 
 @dataclass
 class Session:
+    """The answers of one quiz or mock interview."""
+
     outcomes: list[Outcome] = field(default_factory=list)
     stopped: str = ""  # why the session ended early ("input ended", "time is up")
 
     @property
     def score(self) -> float:
+        """Sum of the question scores."""
         return sum(o.score for o in self.outcomes)
 
 
@@ -82,6 +87,7 @@ def _parse_number(text: str) -> float | None:
 
 
 def show_question(console: Console, q: Question, number: int, total: int | None) -> None:
+    """Print question ``q`` (prompt, code, lettered options) as number ``number`` of ``total``."""
     head = f"Question {number}" + (f"/{total}" if total else "")
     console.rule(f"{head}  [dim]{q.topic} · {q.tier} · {q.kind}[/dim]")
     console.print(escape(q.prompt.strip()))
@@ -178,6 +184,7 @@ def run_quiz(qs: list[Question], console: Console, read: Reader,
 
 
 def report(console: Console, session: Session, total: int) -> None:
+    """Print the score by topic and tier, the total, and the questions to review."""
     n = len(session.outcomes)
     if session.stopped:
         console.print(f"[yellow]Stopped after {n} of {total} questions: {session.stopped}.[/yellow]")
@@ -249,6 +256,8 @@ def run_mock_interview(qs: list[Question], console: Console, read: Reader, *, co
 
 
 def mock_report(console: Console, session: Session, total: int, elapsed: float) -> None:
+    """Print the mock-interview report: every answer with its time, score per tier, the
+    highest tier reached, the total time and score, and the topics to review."""
     console.rule("Mock interview report")
     if session.stopped:
         console.print(f"[yellow]Ended early: {session.stopped}.[/yellow]")

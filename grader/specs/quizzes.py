@@ -14,10 +14,13 @@ from grader.selfstudy.bank import Question, questions
 
 
 def spec_id(q: Question) -> str:
+    """The spec id of a notebook question: ``"<topic>.quiz-<slug>"``."""
     return f"{q.topic}.quiz-{q.slug}"
 
 
 def _judge(q: Question):
+    """A judge accepting the right letter (any case, spaces ignored) or a number within the
+    tolerance; otherwise it says what kind of answer was expected or that it is wrong."""
     def judge(c, got) -> str | None:
         if isinstance(got, np.ndarray) and got.shape == () and got.dtype.kind in "U":
             got = str(got)

@@ -131,7 +131,7 @@ def encode_question(t):
              "u, maps = q, []; for k in range(W_I.shape[0]): u, p = san_layer(v, u, W_I[k], "
              "W_Q[k], b_A[k], W_P[k], b_P[k]); maps.append(p); return u, torch.stack(maps, 1)"])
 def stacked_attention(t):
-    """K stacked attention layers (Yang et al. 2016, eqs. 19-20): final query and every
+    """K stacked attention layers (Yang et al. 2016, section 3.3): final query and every
     layer's map on random sizes with K = 2 and 3, float64 and float32, and K = 1."""
     for i in range(4):
         r = t.rng(f"random-{i}")
@@ -225,7 +225,7 @@ def judge_vqa(c, output):
     """Accuracy on the held-out answers and mean attention mass on the queried object's cell;
     None when both reach the case's thresholds."""
     answers, cells, (acc_min, mass_min) = c.expect
-    if not isinstance(output, tuple) or len(output) != 2:
+    if not isinstance(output, (tuple, list)) or len(output) != 2:
         return "fit_predict must return a tuple (answers, attention)"
     pred, attn = (np.asarray(x) for x in output)
     if pred.shape != answers.shape:

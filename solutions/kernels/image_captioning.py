@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from grader.data.scenes import CAPTION_LEN, END, PAD, START, VOCAB
 

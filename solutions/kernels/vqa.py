@@ -45,7 +45,7 @@ def san_layer(v, u, W_I, W_Q, b_A, W_P, b_P):
     Raises:
         RuntimeError: (from torch) when the shapes above disagree.
 
-    Source: Yang et al. (2016), eqs. (15)-(18) (and (19)-(20) for later layers):
+    Source: Yang et al. (2016), section 3.3, eqs. (15)-(18) for one layer:
     h_A = tanh(W_I v + (W_Q u + b_A)),  p = softmax(W_P h_A + b_P) over the R regions,
     v_tilde = sum_i p_i v_i,  u_next = v_tilde + u.
     """
@@ -73,7 +73,7 @@ def encode_question(tokens, lengths, E, W_ih, W_hh, b_ih, b_hh):
     Raises:
         IndexError: (from torch) when a token id is outside the embedding table.
 
-    Source: Hochreiter & Schmidhuber (1997), as written in Yang et al. (2016), eqs. (1)-(7):
+    Source: Hochreiter & Schmidhuber (1997), as written in Yang et al. (2016), section 3.2:
     i, f, o = sigma(.), g = tanh(.), c_t = f c_{t-1} + i g, h_t = o tanh(c_t), with each
     gate W_ih x_t + b_ih + W_hh h_{t-1} + b_hh.
     """
@@ -106,7 +106,7 @@ def stacked_attention(v, q, W_I, W_Q, b_A, W_P, b_P):
     Raises:
         RuntimeError: (from torch) when the shapes above disagree.
 
-    Source: Yang et al. (2016), eqs. (19)-(20): u^0 = v_Q, then for k = 1..K
+    Source: Yang et al. (2016), section 3.3 (stacked attention): u^0 = v_Q, then for k = 1..K
     h^k = tanh(W_I^k v + (W_Q^k u^{k-1} + b_A^k)), p^k = softmax(W_P^k h^k + b_P^k),
     u^k = sum_i p^k_i v_i + u^{k-1}.
     """
@@ -161,7 +161,7 @@ class SANClassifier(torch.nn.Module):
     ``v = tanh(Linear(V))``, as SAN projects its VGG vectors (section 3.1).  Question: the
     sum of its word embeddings through a tanh (a bag of words: the templates differ in their
     words, so order adds little here; an LSTM as in ``encode_question`` works too).  Then
-    ``layers`` calls of ``san_layer`` and a linear answer classifier on ``u^K`` (eq. 21).
+    ``layers`` calls of ``san_layer`` and a linear answer classifier on ``u^K`` (softmax over answers, section 3.3).
 
     Args:
         n_features: f; n_words: vocabulary size (id 0 is padding); n_answers: classes.
@@ -208,7 +208,7 @@ def fit_predict(V_train, Q_train, y_train, V_test, Q_test, seed):
     Raises:
         RuntimeError: (from torch) when the arrays' shapes disagree.
 
-    Source: Yang et al. (2016), eqs. (15)-(21), trained with cross-entropy and Adam.
+    Source: Yang et al. (2016), section 3.3, trained with cross-entropy and Adam.
     Runs on one CPU thread (small matrices: threads cost more than they give).
     """
     torch.set_num_threads(1)

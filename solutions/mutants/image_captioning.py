@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from grader.checks import mutant
-from grader.data.scenes import CAPTION_LEN, END, PAD
+from grader.data.scenes import CAPTION_LEN, PAD
 from solutions.kernels import image_captioning as k
 
 # ---------------------------------------------------------------- flatten_grid

@@ -107,7 +107,7 @@ def lstm_off_by_one(tokens, lengths, E, W_ih, W_hh, b_ih, b_hh):
 # --- stacked_attention -------------------------------------------------------------------
 
 @mutant("stacked attention with no residual query",
-        "u^k = v_tilde^k + u^(k-1) (eq. 20); without the residual each layer forgets the question")
+        "u^k = v_tilde^k + u^(k-1) (the stacked residual); without it each layer forgets the question")
 def stacked_no_residual(v, q, W_I, W_Q, b_A, W_P, b_P):
     u, maps = q, []
     for k in range(W_I.shape[0]):
