@@ -61,8 +61,10 @@ def test_every_source_notebook_earns_full_marks(demo, assignment, tier):
     for r in got:
         assert float(r["score"]) == float(r["max_score"]) > 0, r
         assert r["flags"] == "", f"false flag on a reference solution: {r['flags']}"
-    points = sum(float(r["max_score"]) for r in got)
-    assert points == COURSE.assignment(assignment).notebooks[tier].points
+    nb = nbformat.read(ROOT / "solutions" / assignment / f"{tier}.ipynb", as_version=4)
+    autograded = sum(c.metadata["nbgrader"]["points"] for c in nb.cells if c.cell_type == "code"
+                     and c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution"))
+    assert sum(float(r["max_score"]) for r in got) == autograded
 
 
 def test_correct_student_full_marks_and_blank_zero(demo):
@@ -78,7 +80,7 @@ def test_each_mistake_loses_its_exercise_and_is_diagnosed_by_name(demo):
     assert mistakes, "the demo class has one student per catalogued mistake"
     for m in mistakes:
         specs = test_specs_of(m.assignment, m.notebook)
-        for r in _rows(rows, m.student):
+        for r in _rows(rows, m.student, m.assignment, m.notebook):
             hit = any(get(s).kernel == m.kernel for s in specs[r["grade_id"]])
             if hit:
                 assert float(r["score"]) == 0, (m, r)
@@ -119,6 +121,7 @@ def test_rerun_regrades_nothing_and_loses_nothing(demo, tmp_path):
     out = report.out
     again = autograde(out / ".." / "class", out, feedback=False)
     assert not again.graded and again.skipped
-    before = {(r["student_id"], r["assignment_id"], r["notebook_id"], r["grade_id"]): r["score"] for r in rows}
-    after = {(r["student_id"], r["assignment_id"], r["notebook_id"], r["grade_id"]): r["score"] for r in again.rows}
+    before = {(r["student_id"], r["assignment_id"], r["notebook_id"], r["grade_id"]): float(r["score"]) for r in rows}
+    after = {(r["student_id"], r["assignment_id"], r["notebook_id"], r["grade_id"]): float(r["score"])
+             for r in again.rows}
     assert before == after

@@ -150,8 +150,9 @@ def run_spec(spec: Spec, call: Callable[[Case], Any], *, seed: int, hidden: bool
         except NotImplementedError:
             return CheckResult(spec.id, seed, "not attempted")
         except Exception as e:  # the learner's exception is a failed case, not a crash
-            results.append(CaseResult(c.name, False, f"raised {type(e).__name__}: {e}"))
-            learner.append((False, type(e).__name__))
+            etype = getattr(e, "etype", type(e).__name__)  # the sandbox reports the type by name
+            results.append(CaseResult(c.name, False, f"raised {etype}: {e}"))
+            learner.append((False, etype))
             continue
         learner.append((True, got))
         if spec.judge is not None:

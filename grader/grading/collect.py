@@ -43,8 +43,8 @@ def _grade_ids(path: Path) -> frozenset[str]:
                      if c.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
 
 
-def _owner_of(ids: set[str], course: Course, root: Path) -> str | None:
-    """Which source notebook these grade ids come from, if any."""
+def _owner_of(ids: set[str], course: Course, root: Path) -> tuple[str | None, int]:
+    """The source notebook sharing the most grade ids with ``ids``, and how many it shares."""
     best, best_n = None, 0
     for a, t in course.notebooks():
         src = root / "solutions" / a / f"{t}.ipynb"
@@ -52,7 +52,7 @@ def _owner_of(ids: set[str], course: Course, root: Path) -> str | None:
             n = len(ids & _grade_ids(src))
             if n > best_n:
                 best, best_n = f"{a}/{t}", n
-    return best
+    return best, best_n
 
 
 def check_submission(path: Path, student: str, assignment: str, notebook: str, course: Course,
@@ -74,12 +74,12 @@ def check_submission(path: Path, student: str, assignment: str, notebook: str, c
     ids = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
            if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
     expected = _grade_ids(root / "solutions" / assignment / f"{notebook}.ipynb")
-    if ids and not ids & expected:
-        owner = _owner_of(ids, course, root)
-        where = f"it is {owner}" if owner else "its cells belong to no notebook of this course"
-        return f"foreign notebook: submitted as {assignment}/{notebook}, but {where}"
     if not ids:
         return "not this course's notebook: it has none of the graded cells (was it re-created from scratch?)"
+    owner, shared = _owner_of(ids, course, root)
+    if owner != f"{assignment}/{notebook}" and shared > len(ids & expected):
+        where = f"it is {owner}" if owner else "its cells belong to no notebook of this course"
+        return f"foreign notebook: submitted as {assignment}/{notebook}, but {where}"
     return None
 
 

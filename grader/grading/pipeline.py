@@ -278,7 +278,10 @@ def autograde(submitted: Path, out: Path, db_url: str | None = None, *, force: b
                 done += 1
                 if progress:
                     progress(done, len(tasks), f"{task.student}/{task.assignment}")
-            for task in (t for t in tasks if not t.notebooks):
+            for task in (t for t in tasks if not t.notebooks):  # nothing gradable: zeros
+                if not force and _has_submission(gb, task.assignment, task.student):
+                    report.skipped.append((task.student, task.assignment))
+                    continue
                 write_outcome(GradeOutcome(task.student, task.assignment, ok=True), gb, out)
                 report.graded.append((task.student, task.assignment))
     finally:
@@ -291,3 +294,13 @@ def autograde(submitted: Path, out: Path, db_url: str | None = None, *, force: b
     report.seconds = time.perf_counter() - t0
     report.phases["report"] = report.seconds - sum(report.phases.values())
     return report
+
+
+def _has_submission(gb, assignment: str, student: str) -> bool:
+    from nbgrader.api import MissingEntry
+
+    try:
+        gb.find_submission(assignment, student)
+        return True
+    except MissingEntry:
+        return False

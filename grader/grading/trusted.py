@@ -42,7 +42,11 @@ class _Abort(BaseException):
 
 
 class _LearnerError(Exception):
-    pass
+    """The student's function raised ``etype`` (a name reported by the sandbox)."""
+
+    def __init__(self, message: str, etype: str):
+        super().__init__(message)
+        self.etype = etype
 
 
 def derive_seed(run_seed: str, *parts: str) -> int:
@@ -208,7 +212,7 @@ class TrustedExecute(NbGraderPreprocessor):
                 return reply.get("out")
             if reply.get("not_attempted"):
                 raise NotImplementedError()
-            raise _LearnerError(str(reply.get("error", "error"))[:500])
+            raise _LearnerError(str(reply.get("error", ""))[:500], str(reply.get("etype", "Error")))
 
         try:
             return run_spec(spec, call, seed=seed, hidden=True), True

@@ -79,13 +79,13 @@ def _call(msg: dict, ns: dict) -> dict:
 
     entry = msg["entry"]
     if entry not in ns:
-        return {"ok": False, "error": f"NameError: `{entry}` is not defined (did its cell run?)"}
+        return {"ok": False, "not_attempted": True, "error": f"`{entry}` is not defined"}
     try:
         out = invoke(ns[entry], msg["framework"], tuple(msg["args"]), msg["kwargs"])
     except NotImplementedError:
         return {"ok": False, "error": "NotImplementedError", "not_attempted": True}
     except BaseException as e:
-        return {"ok": False, "error": f"{type(e).__name__}: {e}"[:2000]}
+        return {"ok": False, "error": str(e)[:2000], "etype": type(e).__name__[:100]}
     return {"ok": True, "out": out}
 
 

@@ -153,14 +153,17 @@ def quiz_notebook(bank: Bank):
         example = f'{q.notebook} = "{q.letters[0]}"' if q.kind == "choice" else f"{q.notebook} = 0"
         cells.append(solution(f"quiz-{q.slug}-answer", source=(
             f"# Your answer, e.g. {example}\n### BEGIN SOLUTION\n"
-            f"from solutions.kernels.quizzes import {q.ident} as {q.notebook}  # the bank's answer\n"
+            f"{q.notebook} = {q.right_value()!r}  # the bank's answer, written by grader.selfstudy.quiznb\n"
             f"### END SOLUTION")))
         cells.append(test(spec_id(q), entry=q.notebook,
                           points=CHOICE_POINTS if q.kind == "choice" else NUMERIC_POINTS,
                           grade_id=f"quiz-{q.slug}"))
     cells.append(md("## A picture to remember\n\nOne of the quiz's ideas, computed and drawn."))
     cells.append(code(FIGURES[bank.topic]))
-    return notebook(cells)
+    nb = notebook(cells)
+    for k, cell in enumerate(nb.cells):  # stable ids: regenerating gives the same file
+        cell.id = f"quiz-{k:03d}"
+    return nb
 
 
 def write(topics: list[str] | None = None, root: Path = ROOT) -> list[Path]:

@@ -338,7 +338,7 @@ def _judge_captions(c, out):
 
 # Thresholds (see the advanced notebook's closing note for the measurements behind them).
 VISIBLE = dict(n_train=200, n_test=100, min_bleu=15.0, min_loc=0.0)
-HIDDEN = dict(n_train=1000, n_test=300, min_bleu=35.0, min_loc=0.13)
+HIDDEN = dict(n_train=1000, n_test=300, min_bleu=40.0, min_loc=0.15)
 
 
 def _scene_case(t, name, cfg, what):
@@ -358,8 +358,8 @@ def _scene_case(t, name, cfg, what):
              "back in until <end>; return the attention map of every generated token too.",
              "If BLEU is fine but localisation is low, check that your attention depends on the "
              "decoder state and that the grid features know their position (coordinate channels).",
-             "The reference: ShowAttendTell (32-dim annotations, 64-unit LSTM) trained 40 epochs "
-             "with Adam (lr 1e-2, batch 64, grad-norm clip 1), then caption_images(model, X, 1)."])
+             "The reference: ShowAttendTell (32-dim annotations, 64-unit LSTM) trained 60 epochs "
+             "with Adam (lr 5e-3, batch 64, grad-norm clip 1), then caption_images(model, X, 1)."])
 def fit_predict_cases(t):
     """Train on synthetic scenes, caption held-out scenes generated from the grading seed;
     pass marks on BLEU-4 (sacrebleu) and on the share of attention inside the box of each

@@ -205,7 +205,8 @@ class ShowAttendTell(torch.nn.Module):
     annotation vectors; two coordinate channels (x, y in [-1, 1]) are appended to the
     image so the features know where they are ("left of" needs it).  Decoder: the
     attention-LSTM step of :func:`attend_lstm_step`, initial state from the mean annotation
-    (Xu et al. sec. 3.1.2), and a linear read-out of h_t.
+    (Xu et al. sec. 3.1.2), and a linear read-out of [h_t; beta_t z_t]
+    (a minimal form of the deep output layer, eq. 7).
 
     Args:
         vocab_size: V.
@@ -263,7 +264,7 @@ class ShowAttendTell(torch.nn.Module):
         return torch.stack(logps, dim=1), torch.stack(alphas, dim=1)
 
 
-def train_captioner(images, captions, seed, model=None, epochs=40, batch=64, lr=1e-2, lam=0.0):
+def train_captioner(images, captions, seed, model=None, epochs=60, batch=64, lr=5e-3, lam=0.0):
     """Train a captioner with teacher forcing, Adam and the doubly stochastic regulariser.
 
     Args:
