@@ -97,9 +97,10 @@ def _bwrap_cmd(worker_argv: list[str], threads: int) -> list[str]:
             cmd += ["--symlink", os.readlink(f"/{name}"), f"/{name}"]
         elif os.path.isdir(f"/{name}"):
             cmd += ["--ro-bind", f"/{name}", f"/{name}"]
+    cmd += ["--tmpfs", "/tmp"]  # before the code is bound: the code may itself live under /tmp
     for p in ro:
         cmd += _dirs_for(p) + ["--ro-bind", p, p]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--perms", "0777", "--dir", "/tmp/home",
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "0777", "--dir", "/tmp/home",
             "--chdir", "/tmp/home", "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp/home",
             "--setenv", "MPLBACKEND", "Agg", "--setenv", "MPLCONFIGDIR", "/tmp/home/.mpl",

@@ -29,6 +29,7 @@ import struct
 import sys
 
 CLONE_NEWNS, MS_REC, MS_PRIVATE = 0x00020000, 0x4000, 1 << 18
+MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
 
 
 # ---------------------------------------------------------------- the child (student code)
@@ -38,7 +39,18 @@ def _isolate(uid: int, limits: dict) -> None:
     if os.getuid() == 0:
         if libc.unshare(CLONE_NEWNS) == 0:
             libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+            # code under /tmp (a checkout there) must survive the fresh tmpfs: hold it by fd,
+            # mount the tmpfs, then bind it back read-only
+            import grader
+
+            code = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(grader.__file__)))}
+            keep = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in sorted(code) if p.startswith("/tmp/")]
             libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, b"size=512m,mode=1777")
+            for p, fd in keep:
+                os.makedirs(p, exist_ok=True)
+                libc.mount(f"/proc/self/fd/{fd}".encode(), p.encode(), None, MS_BIND | MS_REC, None)
+                libc.mount(None, p.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+                os.close(fd)
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
