@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import nbformat
-import pytest
 
 from grader.demo import completed, with_mutant
 from grader.checks import get
@@ -43,7 +42,7 @@ def _free_port() -> int:
 
 def test_dask_cluster_grades_like_a_local_run(tmp_path):
     _class(tmp_path / "class", 4)
-    local = autograde(tmp_path / "class", tmp_path / "local", feedback=False, run_seed="fixed", workers=1)
+    autograde(tmp_path / "class", tmp_path / "local", feedback=False, run_seed="fixed", workers=1)
     port = _free_port()
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -85,7 +84,7 @@ def test_killed_run_resumes_without_regrading_or_losing_grades(tmp_path):
     assert {s for s, _ in rerun.graded} == {f"s{i:02d}" for i in range(6)} - done_before
     scores = _scores(out)
     assert len(scores) == len(rerun.rows) == 6 * len({g for _, g in scores}), "one row per student and test"
-    fresh = autograde(tmp_path / "class", tmp_path / "fresh", feedback=False, run_seed="fixed", workers=1)
+    autograde(tmp_path / "class", tmp_path / "fresh", feedback=False, run_seed="fixed", workers=1)
     assert scores == _scores(tmp_path / "fresh"), "same grades as an uninterrupted run"
     forced = autograde(tmp_path / "class", out, feedback=False, run_seed="fixed", workers=1, force=True)
     assert len(forced.graded) == 6 and not forced.skipped

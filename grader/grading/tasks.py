@@ -9,7 +9,6 @@ one place that writes to the real gradebook.
 """
 from __future__ import annotations
 
-import shutil
 import tempfile
 import traceback
 from dataclasses import dataclass, field
@@ -57,7 +56,7 @@ def _warm_pool():
 
 def warm_up() -> None:
     """Initialiser for grading processes: import nbgrader and start a sandbox worker."""
-    import nbgrader.apps  # noqa: F401
+    import nbgrader.apps  # noqa: F401  (warm-up: pay the import once per process)
 
     _warm_pool()
 
@@ -144,10 +143,3 @@ def write_outcome(outcome: GradeOutcome, gb, out_dir: Path) -> None:
         tmp = dest.with_suffix(dest.suffix + ".part")
         tmp.write_bytes(outcome.files[rel])
         tmp.replace(dest)
-
-
-def copy_template(src: Path, dest_dir: Path) -> Path:
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / "template.db"
-    shutil.copyfile(src, dest)
-    return dest
